@@ -1,0 +1,1 @@
+"""The `corral` command line: thin edges over the library, one module per command group."""

@@ -1,0 +1,1 @@
+"""Images: references, manifests, the copy operation between transports, the built-in image."""

@@ -1,0 +1,1 @@
+"""corral-runtime: an OCI runtime with runc's command line. Standard library only, single-threaded."""
