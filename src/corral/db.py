@@ -1,0 +1,56 @@
+"""The engine's one SQLite database (`<root>/corral.db`) and its migrations.
+
+Each area owns its tables and writes them down in its own schema module (images in
+`corral.store`, containers in `corral.containers`, networks in `corral.network`), as an ordered
+list of SQL migrations. `migrate()` applies the ones not yet applied and records each area's
+version in `schema_versions`, so areas evolve independently but share transactions: a container
+and its network address can be written in one `with conn:` block.
+
+Connections use WAL and a busy timeout, so concurrent `corral` commands wait for each other
+instead of failing with "database is locked".
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+_BUSY_TIMEOUT_S = 30.0
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open (creating if needed) the database at `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_versions (area TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+    )
+    return conn
+
+
+def migrate(conn: sqlite3.Connection, area: str, migrations: Sequence[str]) -> None:
+    """Bring `area`'s tables up to `len(migrations)`; migration i moves version i to i+1."""
+    row = conn.execute("SELECT version FROM schema_versions WHERE area = ?", (area,)).fetchone()
+    if row is not None and row["version"] >= len(migrations):
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        row = conn.execute("SELECT version FROM schema_versions WHERE area = ?", (area,)).fetchone()
+        current = 0 if row is None else int(row["version"])
+        for sql in migrations[current:]:
+            for statement in filter(str.strip, sql.split(";")):
+                conn.execute(statement)
+        conn.execute(
+            "INSERT INTO schema_versions (area, version) VALUES (?, ?) "
+            "ON CONFLICT(area) DO UPDATE SET version = excluded.version",
+            (area, len(migrations)),
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
