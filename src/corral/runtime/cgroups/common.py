@@ -1,0 +1,90 @@
+"""What every cgroup module shares: the error type and file access that names file and value."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+
+from corral.runtime.errors import RuntimeFailure
+
+
+class CgroupError(RuntimeFailure):
+    """A cgroup operation failed; the message names the file and the value."""
+
+
+def write(directory: str, name: str, value: object) -> None:
+    """Write one value to a cgroup file; "memory.max: invalid 12x (...)" on failure."""
+    text = str(value)
+    path = os.path.join(directory, name)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise CgroupError(f"{name}: cannot set {text}: {path} does not exist "
+                          "(controller not available?)") from None
+    except OSError as err:
+        raise CgroupError(f"{name}: cannot set {text}: {err.strerror}") from None
+    try:
+        os.write(fd, text.encode())
+    except OSError as err:
+        reason = "invalid value" if err.errno == errno.EINVAL else err.strerror
+        raise CgroupError(f"{name}: cannot set {text} in {directory}: {reason}") from None
+    finally:
+        os.close(fd)
+
+
+def read(directory: str, name: str) -> str:
+    """The stripped content of a cgroup file."""
+    try:
+        with open(os.path.join(directory, name)) as f:
+            return f.read().strip()
+    except OSError as err:
+        raise CgroupError(f"{name}: cannot read in {directory}: {err.strerror}") from None
+
+
+def read_int(directory: str, name: str, default: int = 0) -> int:
+    """An integer file ("max" counts as -1); `default` when the file does not exist."""
+    try:
+        text = read(directory, name)
+    except CgroupError:
+        return default
+    if text == "max":
+        return -1
+    try:
+        return int(text)
+    except ValueError:
+        return default
+
+
+def read_keyed(directory: str, name: str) -> dict[str, int]:
+    """A flat keyed file ("key value" lines: memory.stat, memory.events, cpu.stat); {} if absent."""
+    try:
+        text = read(directory, name)
+    except CgroupError:
+        return {}
+    result: dict[str, int] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        if value.strip().lstrip("-").isdigit():
+            result[key] = int(value)
+    return result
+
+
+def procs(directory: str) -> list[int]:
+    """Every pid in the cgroup at `directory` and in its descendants."""
+    pids: list[int] = []
+    for current, _dirs, files in os.walk(directory):
+        if "cgroup.procs" in files:
+            try:
+                with open(os.path.join(current, "cgroup.procs")) as f:
+                    pids.extend(int(line) for line in f if line.strip())
+            except OSError:
+                continue  # removed while walking
+    return pids
+
+
+def remove_tree(directory: str) -> None:
+    """rmdir a cgroup and its descendants (deepest first); a missing directory is fine."""
+    for current, _dirs, _files in sorted(os.walk(directory), key=lambda t: -len(t[0])):
+        with contextlib.suppress(FileNotFoundError):
+            os.rmdir(current)

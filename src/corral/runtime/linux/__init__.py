@@ -1,0 +1,1 @@
+"""Linux-specific pieces of corral-runtime: namespaces, mounts, seccomp, capabilities."""

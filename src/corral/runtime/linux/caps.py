@@ -1,0 +1,181 @@
+"""Linux capabilities from config.json's `process.capabilities`: names, bounding set, capset, ambient.
+
+Names the kernel does not have (a number above /proc/sys/kernel/cap_last_cap) are skipped like
+runc does (runc warns and ignores them); names nobody knows ("CAP_FOO") are refused like crun
+does, with a CapsError naming them.
+
+Call order (the core's job), in the container's init:
+    drop_bounding(bounding) -> keep_caps_across_setuid() -> setgroups/setresgid/setresuid
+    -> apply(capabilities)
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+from collections.abc import Iterable, Mapping, Sequence
+
+from corral.runtime.errors import RuntimeFailure
+
+NAMES: tuple[str, ...] = (
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+)
+NUMBERS: dict[str, int] = {name: number for number, name in enumerate(NAMES)}
+SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
+
+_PR_SET_KEEPCAPS = 8
+_PR_CAPBSET_DROP = 24
+_PR_CAP_AMBIENT = 47
+_PR_CAP_AMBIENT_RAISE = 2
+_PR_CAP_AMBIENT_CLEAR_ALL = 4
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+class CapsError(RuntimeFailure):
+    """An unknown capability name, or the kernel refusing a capability change."""
+
+
+class _Header(ctypes.Structure):
+    _fields_ = (("version", ctypes.c_uint32), ("pid", ctypes.c_int))
+
+
+class _Data(ctypes.Structure):
+    _fields_ = (
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    )
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def last_cap() -> int:
+    """The highest capability number the running kernel knows."""
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            return int(f.read())
+    except OSError:
+        return len(NAMES) - 1
+
+
+def check(capabilities: Mapping[str, Sequence[str]]) -> None:
+    """Refuse unknown set names and capability names (validation only)."""
+    for set_name, names in capabilities.items():
+        if set_name not in SETS:
+            raise CapsError(f"process.capabilities: unknown set {set_name!r}")
+        if not isinstance(names, list):
+            raise CapsError(f"process.capabilities.{set_name} must be a list of names")
+        for name in names:
+            if name not in NUMBERS:
+                raise CapsError(f"process.capabilities.{set_name}: unknown capability {name!r}")
+
+
+def to_mask(names: Iterable[str]) -> int:
+    """The bit mask of the capabilities the running kernel has among `names`."""
+    top = last_cap()
+    mask = 0
+    for name in names:
+        number = NUMBERS.get(name)
+        if number is None:
+            raise CapsError(f"unknown capability {name!r}")
+        if number <= top:
+            mask |= 1 << number
+    return mask
+
+
+def _prctl(option: int, arg2: int, what: str) -> None:
+    if _libc.prctl(option, ctypes.c_ulong(arg2), ctypes.c_ulong(0), ctypes.c_ulong(0),
+                   ctypes.c_ulong(0)) != 0:
+        err = ctypes.get_errno()
+        raise CapsError(f"{what}: {os.strerror(err)}")
+
+
+def drop_bounding(keep: Sequence[str]) -> None:
+    """Drop from the bounding set every capability not in `keep` (needs CAP_SETPCAP)."""
+    kept = to_mask(keep)
+    for number in range(last_cap() + 1):
+        if not kept & (1 << number):
+            _prctl(_PR_CAPBSET_DROP, number, f"dropping {NAMES[number]} from the bounding set")
+
+
+def keep_caps_across_setuid() -> None:
+    """Keep the permitted set when switching from uid 0 to another uid (cleared by apply())."""
+    _prctl(_PR_SET_KEEPCAPS, 1, "prctl(PR_SET_KEEPCAPS)")
+
+
+def apply(capabilities: Mapping[str, Sequence[str]]) -> None:
+    """Set effective/permitted/inheritable with capset(2), then the ambient set.
+
+    Missing sets are empty, as in runc. Ambient capabilities the kernel refuses (not in both
+    permitted and inheritable) are skipped, as crun does.
+    """
+    check(capabilities)
+    masks = {s: to_mask(capabilities.get(s, ())) for s in ("effective", "permitted", "inheritable")}
+    header = _Header(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_Data * 2)()
+    for word in (0, 1):
+        data[word].effective = (masks["effective"] >> (32 * word)) & 0xFFFFFFFF
+        data[word].permitted = (masks["permitted"] >> (32 * word)) & 0xFFFFFFFF
+        data[word].inheritable = (masks["inheritable"] >> (32 * word)) & 0xFFFFFFFF
+    if _libc.capset(ctypes.byref(header), data) != 0:
+        err = ctypes.get_errno()
+        raise CapsError(f"capset: {os.strerror(err)} (effective {masks['effective']:#x}, "
+                        f"permitted {masks['permitted']:#x}, inheritable {masks['inheritable']:#x})")
+    _prctl(_PR_SET_KEEPCAPS, 0, "prctl(PR_SET_KEEPCAPS, 0)")
+    ambient = to_mask(capabilities.get("ambient", ()))
+    _prctl_ambient(_PR_CAP_AMBIENT_CLEAR_ALL, 0, "clearing the ambient set")
+    for number in range(last_cap() + 1):
+        if ambient & (1 << number):
+            _prctl_ambient(_PR_CAP_AMBIENT_RAISE, number, f"raising ambient {NAMES[number]}")
+
+
+def _prctl_ambient(op: int, number: int, what: str) -> None:
+    rc = _libc.prctl(_PR_CAP_AMBIENT, ctypes.c_ulong(op), ctypes.c_ulong(number),
+                     ctypes.c_ulong(0), ctypes.c_ulong(0))
+    if rc != 0:
+        err = ctypes.get_errno()
+        if op == _PR_CAP_AMBIENT_RAISE and err in (errno.EPERM, errno.EINVAL):
+            return
+        raise CapsError(f"{what}: {os.strerror(err)}")
