@@ -15,7 +15,10 @@ from corral import __version__
 from corral.errors import CorralError, exit_code
 
 # name -> "module:attribute" of a click command; docker's top-level aliases point at the same one.
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {
+    "network": "corral.cli.network:network",
+    "port": "corral.cli.network:port",
+}
 
 
 class LazyGroup(click.Group):

@@ -1,0 +1,132 @@
+"""The plumbing backend: netavark (podman's), driven with the options corral computed.
+
+Why netavark (and not the CNI plugins): one call plumbs every network of a container (bridge,
+veth, static addresses, routes, NAT, isolation between networks, port forwarding with the host's
+loopback and hairpin handled) and it runs aardvark-dns for name resolution by name and alias,
+which Debian's CNI plugins cannot do (no dnsname). It takes static IPs, so corral keeps the IPAM.
+
+netavark 1.4 (Debian's) stops at the first error of a teardown, e.g. when the container's
+interface is already gone, leaving firewall rules and DNS entries behind. `teardown` then replays
+the teardown on a stand-in namespace holding interfaces of the same names: netavark finds what it
+expects and removes the rest. Calls are serialised by a host-wide lock, because netavark's
+check-then-create of shared iptables chains races with itself.
+
+    options = {container_id, container_name, port_mappings, dns_servers,
+               networks: {name: {static_ips, static_mac, aliases, interface_name}},
+               network_info: {name: {id, name, driver, network_interface, subnets, internal,
+                                     dns_enabled, ipv6_enabled, options, ipam_options}}}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from corral import fsutil
+from corral.errors import CorralError
+from corral.network import netns
+from corral.network.model import Network, PortMapping
+
+NETAVARK = Path(os.environ.get("CORRAL_NETAVARK", "/usr/lib/podman/netavark"))
+AARDVARK = Path(os.environ.get("CORRAL_AARDVARK", "/usr/lib/podman/aardvark-dns"))
+_LOCK = Path("/run/lock/corral-netavark.lock")
+
+
+class BackendError(CorralError):
+    """netavark failed; the message is netavark's own."""
+
+
+def network_info(n: Network) -> dict[str, Any]:
+    return {
+        "name": n.name, "id": n.id, "driver": n.driver, "network_interface": n.bridge,
+        "subnets": [{"subnet": n.subnet, "gateway": n.gateway}],
+        "ipv6_enabled": False, "internal": n.internal, "dns_enabled": n.dns,
+        # Docker's rule: containers on different networks cannot reach each other.
+        "options": {"isolate": "true", **n.options},
+        "ipam_options": {"driver": "host-local"},
+    }
+
+
+def port_mappings(ports: Sequence[PortMapping]) -> list[dict[str, Any]]:
+    return [{"host_ip": p.host_ip, "host_port": p.host_port, "container_port": p.container_port,
+             "protocol": p.protocol, "range": p.count} for p in ports]
+
+
+def _run(config_dir: Path, verb: str, netns_path: Path, options: dict[str, Any]
+         ) -> dict[str, Any]:
+    config_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [str(NETAVARK), "--config", str(config_dir), "--rootless", "false",
+           "--aardvark-binary", str(AARDVARK), verb, str(netns_path)]
+    lock = _LOCK if os.geteuid() == 0 else config_dir / "netavark.lock"
+    with fsutil.locked(lock):
+        try:
+            proc = subprocess.run(cmd, input=json.dumps(options).encode(), capture_output=True,
+                                  check=False)
+        except FileNotFoundError:
+            raise BackendError(f"{NETAVARK} is missing: install Debian's netavark") from None
+    out = proc.stdout.decode(errors="replace").strip()
+    if proc.returncode != 0:
+        try:
+            message = json.loads(out)["error"]
+        except (ValueError, KeyError, TypeError):
+            message = out or proc.stderr.decode(errors="replace").strip()
+        raise BackendError(f"netavark {verb}: {message}")
+    result: dict[str, Any] = json.loads(out) if out else {}
+    return result
+
+
+def setup(config_dir: Path, netns_path: Path, options: dict[str, Any]) -> dict[str, Any]:
+    """Plumb the namespace; on failure undo what netavark did before it stopped."""
+    try:
+        return _run(config_dir, "setup", netns_path, options)
+    except BackendError:
+        with contextlib.suppress(BackendError):
+            teardown(config_dir, netns_path, options)
+        raise
+
+
+def teardown(config_dir: Path, netns_path: Path | None, options: dict[str, Any]) -> None:
+    """Undo `setup`; idempotent, and complete even when the namespace or interfaces are gone."""
+    if netns_path is not None and netns.exists(netns_path):
+        try:
+            _run(config_dir, "teardown", netns_path, options)
+            return
+        except BackendError:
+            pass
+    replay_teardown(config_dir, options)
+
+
+def replay_teardown(config_dir: Path, options: dict[str, Any]) -> None:
+    """Run netavark's teardown on a stand-in namespace with the interfaces it expects."""
+    stand_in = config_dir / "stand-in" / uuid.uuid4().hex[:12]
+    netns.create(stand_in)
+    try:
+        for i, per_net in enumerate(options["networks"].values()):
+            subprocess.run(["nsenter", f"--net={stand_in}", "ip", "link", "add",
+                            per_net["interface_name"], "type", "veth", "peer", "name",
+                            f"standin{i}"], check=True, capture_output=True)
+        _run(config_dir, "teardown", stand_in, options)
+    finally:
+        netns.remove(stand_in)
+
+
+def remove_bridge(config_dir: Path, network: Network, *, wait_s: float = 2.0) -> None:
+    """Delete a network's bridge and firewall rules (left in place while it has no containers)."""
+    brif = Path("/sys/class/net") / network.bridge / "brif"
+    if not brif.exists():
+        return
+    deadline = time.monotonic() + wait_s
+    while any(brif.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.02)  # veths of just-deleted namespaces go away asynchronously
+    replay_teardown(config_dir, {
+        "container_id": uuid.uuid4().hex * 2, "container_name": "corral-network-rm",
+        "networks": {network.name: {"interface_name": "eth0"}},
+        "network_info": {network.name: network_info(network)},
+    })
