@@ -125,6 +125,20 @@ def to_mask(names: Iterable[str]) -> int:
     return mask
 
 
+def names_of(mask: int) -> list[str]:
+    """The capability names of the bits set in `mask`."""
+    return [name for number, name in enumerate(NAMES) if mask & (1 << number)]
+
+
+def _own_mask(field: str) -> int:
+    """One capability set of this process ("CapPrm", "CapBnd", ...) from /proc/self/status."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1], 16)
+    return 0
+
+
 def _prctl(option: int, arg2: int, what: str) -> None:
     if _libc.prctl(option, ctypes.c_ulong(arg2), ctypes.c_ulong(0), ctypes.c_ulong(0),
                    ctypes.c_ulong(0)) != 0:
@@ -161,8 +175,11 @@ def apply(capabilities: Mapping[str, Sequence[str]]) -> None:
         data[word].inheritable = (masks["inheritable"] >> (32 * word)) & 0xFFFFFFFF
     if _libc.capset(ctypes.byref(header), data) != 0:
         err = ctypes.get_errno()
+        missing = masks["permitted"] & ~_own_mask("CapPrm")
+        hint = f"; the runtime itself lacks {', '.join(names_of(missing))}" if missing else ""
         raise CapsError(f"capset: {os.strerror(err)} (effective {masks['effective']:#x}, "
-                        f"permitted {masks['permitted']:#x}, inheritable {masks['inheritable']:#x})")
+                        f"permitted {masks['permitted']:#x}, inheritable {masks['inheritable']:#x})"
+                        f"{hint}")
     _prctl(_PR_SET_KEEPCAPS, 0, "prctl(PR_SET_KEEPCAPS, 0)")
     ambient = to_mask(capabilities.get("ambient", ()))
     _prctl_ambient(_PR_CAP_AMBIENT_CLEAR_ALL, 0, "clearing the ambient set")
