@@ -1,0 +1,129 @@
+"""Stream plumbing for the one-pass pipeline: tee to the content store, decompress, hash.
+
+A layer is read once: raw bytes -> (verify blob digest) -> tee into the blob's ingest file ->
+decompress -> (verify diff id) -> tar extractor. gzip uses python-isal's igzip (several times
+zlib's speed), zstd the `zstandard` package; both are imported only when a layer needs them.
+"""
+
+from __future__ import annotations
+
+from typing import IO, Protocol, cast
+
+from corral.errors import InvalidArgument
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_BZIP2_MAGIC = b"BZh"
+_XZ_MAGIC = b"\xfd7zXZ\x00"
+
+
+class Reader(Protocol):
+    """What the pipeline passes along: anything with read(n) (files, sockets, decompressors)."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
+class Sink(Protocol):
+    def write(self, data: bytes) -> int: ...
+
+
+class TeeReader:
+    """Passes reads through and copies every byte into `sink` (a blob being ingested)."""
+
+    def __init__(self, raw: Reader, sink: Sink) -> None:
+        self.raw = raw
+        self.sink = sink
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        if data:
+            self.sink.write(data)
+        return data
+
+    def readinto(self, buf: bytearray | memoryview) -> int:
+        data = self.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def drain(self) -> None:
+        while self.read(1 << 20):
+            pass
+
+    def close(self) -> None:
+        """The stream it reads belongs to the caller."""
+
+
+class PeekReader:
+    """Lets `detect_compression` look at the first bytes of a stream without losing them."""
+
+    def __init__(self, raw: Reader) -> None:
+        self.raw = raw
+        self.head = b""
+
+    def peek(self, n: int) -> bytes:
+        while len(self.head) < n:
+            more = self.raw.read(n - len(self.head))
+            if not more:
+                break
+            self.head += more
+        return self.head[:n]
+
+    def read(self, n: int = -1) -> bytes:
+        if self.head:
+            if n < 0:
+                data, self.head = self.head + self.raw.read(), b""
+                return data
+            data, self.head = self.head[:n], self.head[n:]
+            return data
+        return self.raw.read(n)
+
+    def readable(self) -> bool:
+        return True
+
+
+def detect_compression(head: bytes) -> str:
+    if head.startswith(_GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(_ZSTD_MAGIC):
+        return "zstd"
+    if head.startswith(_BZIP2_MAGIC):
+        return "bzip2"
+    if head.startswith(_XZ_MAGIC):
+        return "xz"
+    return ""
+
+
+def decompress(raw: Reader, compression: str) -> Reader:
+    """A reader of the decompressed bytes of `raw` ('' passes it through)."""
+    if compression == "":
+        return raw
+    if compression == "gzip":
+        try:
+            from isal import igzip_threaded
+        except ImportError:  # pragma: no cover - isal is a dependency; stdlib as a fallback
+            import gzip
+
+            return gzip.GzipFile(fileobj=cast("gzip._ReadableFileobj", raw), mode="rb")
+        return cast(Reader, igzip_threaded.open(raw, "rb", threads=1))  # type: ignore[no-untyped-call]
+    if compression == "zstd":
+        import zstandard
+
+        return zstandard.ZstdDecompressor().stream_reader(
+            cast(IO[bytes], raw), read_across_frames=True, closefd=False)
+    if compression == "bzip2":
+        import bz2
+
+        return bz2.BZ2File(cast("bz2._ReadableFileobj", raw))
+    if compression == "xz":
+        import lzma
+
+        return lzma.LZMAFile(cast("lzma._PathOrFile", raw))
+    raise InvalidArgument(f"unsupported compression {compression!r}")
+
+
+def drain(reader: Reader) -> None:
+    while reader.read(1 << 20):
+        pass

@@ -1,0 +1,66 @@
+"""ImageService as `corral run` uses it: the built-in image, name resolution, rootfs mounts."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from corral.config import Paths
+from corral.errors import NotFound
+from corral.images.service import ImageService
+
+
+def test_builtin_busybox_is_reproducible(service: ImageService, tmp_path: Path) -> None:
+    image = service.ensure_builtin_busybox()
+    assert image.names == ("docker.io/library/busybox:latest",)
+    assert image.config["config"]["Cmd"] == ["sh"]
+    assert len(image.layers) == 1
+    other = ImageService(Paths(tmp_path / "other", tmp_path / "other-run"))
+    assert other.ensure_builtin_busybox().id == image.id  # same bytes in another store
+    assert service.ensure_builtin_busybox().id == image.id  # idempotent
+
+
+def test_get_resolves_like_docker(service: ImageService) -> None:
+    image = service.ensure_builtin_busybox()
+    for spelling in ("busybox", "busybox:latest", "docker.io/library/busybox",
+                     "library/busybox:latest", image.id, image.id[7:], image.id[7:19],
+                     f"busybox@{image.digest}"):
+        assert service.get(spelling).id == image.id, spelling
+    with pytest.raises(NotFound, match=r"^No such image: busybox:1\.0$"):
+        service.get("busybox:1.0")
+    with pytest.raises(NotFound, match="No such image: ffffffffffff"):
+        service.get("ffffffffffff")
+
+
+def test_list_and_tag(service: ImageService) -> None:
+    image = service.ensure_builtin_busybox()
+    assert service.tag("busybox", "localhost:5000/me/bb:v1") == "localhost:5000/me/bb:v1"
+    listed = service.list()
+    assert [i.id for i in listed] == [image.id]
+    assert set(listed[0].names) == {"docker.io/library/busybox:latest", "localhost:5000/me/bb:v1"}
+
+
+def test_rootfs_mounts_run_busybox(service: ImageService, tmp_path: Path) -> None:
+    """The mounts describe a rootfs in which the image's busybox runs."""
+    image = service.ensure_builtin_busybox()
+    mounts = service.rootfs_mounts(image, tmp_path / "upper", tmp_path / "work")
+    merged = tmp_path / "merged"
+    merged.mkdir()
+    (m,) = mounts
+    if m.type == "bind":
+        subprocess.run(["mount", "--bind", m.source, str(merged)], check=True)
+    else:
+        subprocess.run(["mount", "-t", m.type, m.source, "-o", ",".join(m.options), str(merged)],
+                       check=True)
+    try:
+        out = subprocess.run(["chroot", str(merged), "/bin/sh", "-c", "echo hi > /tmp/x; cat /tmp/x"],
+                             check=True, capture_output=True, text=True).stdout
+        assert out == "hi\n"
+    finally:
+        subprocess.run(["umount", str(merged)], check=True)
+    # the image's own files are untouched: the write went to the container's layer
+    fresh = service.rootfs_mounts(image, tmp_path / "upper2", tmp_path / "work2")
+    assert fresh
+    assert not any(p.name == "x" for p in (tmp_path / "upper2").rglob("x"))
