@@ -1,0 +1,107 @@
+"""start, kill and delete of an existing container (the verbs parse flags and call these)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import time
+
+from corral.runtime import hooks
+from corral.runtime.container import Container, Status, process_start_time
+from corral.runtime.errors import InvalidState, RuntimeFailure
+from corral.runtime.log import Logger
+from corral.runtime.spec import Spec, parse
+
+
+def start(container: Container, log: Logger) -> None:
+    """Open exec.fifo for reading: init's blocked open returns, it writes "0" and execs."""
+    status = container.status()
+    if status is Status.RUNNING or status is Status.PAUSED:
+        raise InvalidState("cannot start an already running container")
+    if status is Status.STOPPED:
+        raise InvalidState("cannot start a container that has stopped")
+    container.require(status.can_start(), "start")
+    fd = os.open(container.fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        while True:
+            readable, _, _ = select.select([fd], [], [], 0.05)
+            if readable:
+                if os.read(fd, 1) != b"0":
+                    raise InvalidState("cannot start an already running container")
+                break
+            if not container.alive():
+                raise RuntimeFailure("container init exited before start")
+    finally:
+        os.close(fd)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(container.fifo_path)
+    assert container.state is not None
+    spec = _spec(container)
+    hooks.run_logged("poststart", spec.hooks, container.oci_state(), log.warning)
+
+
+def _spec(container: Container) -> Spec:
+    assert container.state is not None
+    return parse(container.state.config, container.state.bundle)
+
+
+def parse_signal(text: str) -> int:
+    """"9", "KILL", "SIGKILL", "kill" -> 9 (runc accepts all of these)."""
+    if text.isdigit():
+        return int(text)
+    name = text.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        raise RuntimeFailure(f"unknown signal {text!r}") from None
+
+
+def kill(container: Container, signum: int, *, all_processes: bool) -> None:
+    status = container.status()
+    if not status.can_kill():
+        raise InvalidState("container not running")
+    assert container.state is not None
+    if all_processes:
+        for pid in container.cgroup().pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+        return
+    os.kill(container.state.pid, signum)
+
+
+def wait_gone(pid: int, start_time: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while process_start_time(pid) == start_time:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        if time.monotonic() > deadline:
+            raise RuntimeFailure(f"container init {pid} did not exit")
+        time.sleep(0.002)
+
+
+def delete(container: Container, *, force: bool, log: Logger) -> None:
+    """Remove a stopped (or created) container; with force, kill it first."""
+    status = container.status()
+    state = container.state
+    if state is None:  # create died before writing state.json
+        container.remove_dir()
+        return
+    if status in (Status.RUNNING, Status.PAUSED) and not force:
+        raise InvalidState(f"cannot delete container {container.id} that is not stopped: "
+                           f"{status.value}")
+    manager = container.cgroup()
+    if status is not Status.STOPPED:
+        manager.kill_all()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(state.pid, signal.SIGKILL)
+        wait_gone(state.pid, state.start_time)
+    manager.destroy(kill_leftovers=True)
+    spec = _spec(container)
+    oci_state = container.oci_state()
+    oci_state["status"] = "stopped"
+    container.remove_dir()
+    hooks.run_logged("poststop", spec.hooks, oci_state, log.warning)

@@ -1,0 +1,106 @@
+"""The container's root: its propagation, the switch into it (pivot_root, or chroot with
+--no-pivot), then masked and read-only paths and the read-only root."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+
+from corral.runtime.linux import inroot
+from corral.runtime.linux import syscalls as sc
+from corral.runtime.linux.mounts import PROPAGATION, remount_bind
+
+
+def prepare(rootfs: str, propagation: str | None) -> int:
+    """Make the host's mounts invisible-in-return and the rootfs a mount point; returns an
+    O_PATH fd of the rootfs mount for in-root resolution."""
+    # rslave by default (runc): host mounts still propagate in, nothing propagates out.
+    sc.mount(None, "/", None, PROPAGATION.get(propagation or "rslave", sc.MS_SLAVE | sc.MS_REC))
+    sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
+    return os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def _make_parent_private(rootfs: str) -> None:
+    """pivot_root refuses a shared parent mount: make the rootfs's parent mount private."""
+    with contextlib.suppress(OSError):
+        sc.mount(None, os.path.dirname(rootfs) or "/", None, sc.MS_PRIVATE)
+
+
+def pivot(rootfs: str) -> None:
+    """pivot_root(".", ".") then detach the old root stacked on top (runc's trick: no temp dir)."""
+    old_root = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+    new_root = os.open(rootfs, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fchdir(new_root)
+        try:
+            sc.pivot_root(".", ".")
+        except OSError as e:
+            if e.errno != errno.EINVAL:
+                raise
+            _make_parent_private(rootfs)
+            sc.pivot_root(".", ".")
+        os.fchdir(old_root)
+        sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC)
+        sc.umount2(".", sc.MNT_DETACH)
+        os.chdir("/")
+    finally:
+        os.close(old_root)
+        os.close(new_root)
+
+
+def chroot(rootfs: str) -> None:
+    """--no-pivot: move the rootfs mount over / and chroot into it."""
+    os.chdir(rootfs)
+    sc.mount(rootfs, "/", None, sc.MS_MOVE)
+    os.chroot(".")
+    os.chdir("/")
+
+
+def mask(paths: tuple[str, ...]) -> None:
+    """Hide each path: /dev/null over a file, an empty read-only tmpfs over a directory."""
+    rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for path in paths:
+            try:
+                fd = inroot.open_path(rootfd, path)
+            except FileNotFoundError:
+                continue
+            try:
+                target = inroot.proc_path(fd)
+                if stat.S_ISDIR(os.stat(target).st_mode):
+                    sc.mount("tmpfs", target, "tmpfs", sc.MS_RDONLY, None)
+                else:
+                    sc.mount("/dev/null", target, None, sc.MS_BIND)
+            finally:
+                os.close(fd)
+    finally:
+        os.close(rootfd)
+
+
+def make_readonly(paths: tuple[str, ...], *, in_userns: bool) -> None:
+    """Bind each path over itself and remount it read-only (/proc/sys and friends)."""
+    rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for path in paths:
+            try:
+                fd = inroot.open_path(rootfd, path)
+            except FileNotFoundError:
+                continue
+            try:
+                target = inroot.proc_path(fd)
+                sc.mount(target, target, None, sc.MS_BIND | sc.MS_REC)
+            finally:
+                os.close(fd)
+            fd = inroot.open_path(rootfd, path)
+            try:
+                remount_bind(inroot.proc_path(fd), sc.MS_RDONLY | sc.MS_REC, in_userns=in_userns)
+            finally:
+                os.close(fd)
+    finally:
+        os.close(rootfd)
+
+
+def readonly_root(*, in_userns: bool) -> None:
+    remount_bind("/", sc.MS_RDONLY, in_userns=in_userns)

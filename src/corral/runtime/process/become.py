@@ -1,0 +1,142 @@
+"""The last steps shared by a container's init and an exec'd process, inside the container:
+find the program, then rlimits, umask, fds, user, capabilities, no_new_privs, seccomp, cwd.
+
+Order (linux/caps.py and linux/seccomp.py's contract): without noNewPrivileges seccomp is loaded
+first, while CAP_SYS_ADMIN is still held; then bounding set -> keep caps -> groups/gid/uid ->
+capability sets; with noNewPrivileges, prctl(PR_SET_NO_NEW_PRIVS) and seccomp come last.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from corral.runtime.errors import RuntimeFailure
+from corral.runtime.linux import syscalls as sc
+from corral.runtime.spec import RLIMITS, Process
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True)
+class Program:
+    path: str
+    args: list[str]
+    env: dict[str, str]
+
+
+def _home(uid: int) -> str:
+    try:
+        with open("/etc/passwd") as f:
+            for line in f:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) >= 6 and fields[2] == str(uid):
+                    return fields[5] or "/"
+    except OSError:
+        pass
+    return "/"
+
+
+def lookup(name: str, path_env: str | None) -> str:
+    """exec.LookPath as runc reports it (podman maps these messages to 126/127)."""
+    if "/" in name:
+        try:
+            st = os.stat(name)
+        except FileNotFoundError:
+            raise RuntimeFailure(f'exec: "{name}": stat {name}: no such file or directory') from None
+        if stat.S_ISDIR(st.st_mode) or not os.access(name, os.X_OK):
+            raise RuntimeFailure(f'exec: "{name}": permission denied')
+        return name
+    for directory in (path_env if path_env is not None else "").split(":"):
+        candidate = os.path.join(directory or ".", name)
+        try:
+            st = os.stat(candidate)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and os.access(candidate, os.X_OK):
+            return candidate
+    raise RuntimeFailure(f'exec: "{name}": executable file not found in $PATH')
+
+
+def program(process: Process) -> Program:
+    """The program to execve, looked up in the container's view of the filesystem."""
+    env = dict(e.partition("=")[::2] for e in process.env)
+    env.setdefault("HOME", _home(process.user.uid))
+    return Program(lookup(process.args[0], env.get("PATH")), list(process.args), env)
+
+
+def preload(process: Process, seccomp: Mapping[str, Any] | None) -> None:
+    """Import (and dlopen) now what become() and the console need later: after pivot_root or
+    setns(mnt) the host's Python modules and libraries are out of reach."""
+    if process.rlimits:
+        import resource  # noqa: F401
+    if process.capabilities is not None:
+        from corral.runtime.linux import caps  # noqa: F401
+    if seccomp is not None:
+        from corral.runtime.linux import seccomp as seccomp_mod
+
+        seccomp_mod.library_version()  # loads libseccomp.so.2
+    if process.terminal:
+        import fcntl  # noqa: F401
+        import socket  # noqa: F401
+
+
+def _rlimits(process: Process) -> None:
+    import resource
+
+    for r in process.rlimits:
+        try:
+            resource.setrlimit(RLIMITS[r.type], (r.soft, r.hard))
+        except (ValueError, OSError) as e:
+            raise RuntimeFailure(f"error setting rlimit {r.type} {r.soft}:{r.hard}: {e}") from None
+
+
+def _fds(preserve_fds: int) -> None:
+    """Keep stdio and the preserved fds (3..3+N-1) open across execve; everything else closes."""
+    for fd in range(3, 3 + preserve_fds):
+        with contextlib.suppress(OSError):
+            os.set_inheritable(fd, True)
+    sc.close_range_cloexec(3 + preserve_fds)
+
+
+def _switch_user(process: Process) -> None:
+    user = process.user
+    try:
+        os.setgroups(list(user.additional_gids))
+    except PermissionError:
+        if user.additional_gids:  # setgroups is denied in some user namespaces
+            raise
+    os.setresgid(user.gid, user.gid, user.gid)
+    os.setresuid(user.uid, user.uid, user.uid)
+
+
+def become(process: Process, seccomp: Mapping[str, Any] | None, *, preserve_fds: int) -> None:
+    """Turn the calling process into `process` (all but the execve)."""
+    _rlimits(process)
+    os.umask(process.user.umask if process.user.umask is not None else 0o022)
+    _fds(preserve_fds)
+    if seccomp is not None and not process.no_new_privileges:
+        from corral.runtime.linux import seccomp as seccomp_mod
+
+        seccomp_mod.load(seccomp)
+    caps = process.capabilities
+    if caps is not None:
+        from corral.runtime.linux import caps as caps_mod
+
+        caps_mod.drop_bounding(list(caps.get("bounding", ())))
+        caps_mod.keep_caps_across_setuid()
+        _switch_user(process)
+        caps_mod.apply(caps)
+    else:
+        _switch_user(process)
+    os.chdir(process.cwd)
+    if process.no_new_privileges:
+        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+        if seccomp is not None:
+            from corral.runtime.linux import seccomp as seccomp_mod
+
+            seccomp_mod.load(seccomp)

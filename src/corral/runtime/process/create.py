@@ -1,0 +1,237 @@
+"""Making a container: the main and intermediate columns of protocol.py.
+
+main validates the bundle, claims the state directory, makes the cgroup and exec.fifo, forks the
+intermediate (namespaces; fork into the pid namespace) and answers its requests until init is
+READY; then it records state.json. On any failure it undoes everything: no state directory,
+cgroup, mount or process is left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import signal
+import time
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from corral.runtime import hooks
+from corral.runtime import spec as spec_mod
+from corral.runtime.container import Container, State, process_start_time
+from corral.runtime.errors import RuntimeFailure
+from corral.runtime.linux import namespaces
+from corral.runtime.process import become, init, protocol
+from corral.runtime.spec import Spec
+
+
+@dataclass(frozen=True)
+class CreateRequest:
+    root: str
+    container_id: str
+    bundle: str
+    console_socket: str | None = None
+    pid_file: str | None = None
+    no_pivot: bool = False
+    preserve_fds: int = 0
+    own_terminal: bool = False  # `run -t` without a socket: the runtime keeps the pty master
+
+
+@dataclass
+class Created:
+    container: Container
+    console_master: int | None  # set for own_terminal
+
+
+def rfc3339_now() -> str:
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
+
+
+def write_pid_file(path: str, pid: int) -> None:
+    """Atomically, as runc does (conmon polls for it)."""
+    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, str(pid).encode())
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def with_listen_fds(spec: Spec, preserve_fds: int) -> tuple[Spec, int]:
+    """systemd socket activation (LISTEN_FDS) passes through, as with runc."""
+    listen = os.environ.get("LISTEN_FDS", "")
+    if not listen.isdigit() or int(listen) == 0 or spec.process is None:
+        return spec, preserve_fds
+    env = (*spec.process.env, f"LISTEN_FDS={listen}", "LISTEN_PID=1")
+    process = dataclasses.replace(spec.process, env=env)
+    return dataclasses.replace(spec, process=process), preserve_fds + int(listen)
+
+
+def _console_fds(spec: Spec, req: CreateRequest) -> tuple[int | None, int | None]:
+    """(fd init sends the master on, fd main keeps to receive it)."""
+    assert spec.process is not None
+    if not spec.process.terminal:
+        return None, None
+    if req.console_socket is not None:
+        import socket
+
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(req.console_socket)
+        except OSError as e:
+            sock.close()
+            raise RuntimeFailure(f"connecting to console socket {req.console_socket}: "
+                                 f"{e.strerror}") from None
+        return sock.detach(), None
+    if req.own_terminal:
+        import socket
+
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        return theirs.detach(), ours.detach()
+    raise RuntimeFailure("cannot allocate tty if corral-runtime will detach without setting "
+                         "console socket")
+
+
+def _intermediate(channel: protocol.Channel, spec: Spec, opts: init.InitOptions) -> NoReturn:
+    """Join and make the namespaces, then fork init into them (pid namespace)."""
+    try:
+        channel.expect(protocol.CGROUP_JOINED, "runtime")
+        for ns in namespaces.ordered(spec.linux.namespaces):
+            if ns.path is not None:
+                namespaces.join(ns.type, ns.path)
+        user = spec.linux.namespace("user")
+        if user is not None and user.path is None:
+            from corral.runtime.linux import syscalls
+
+            syscalls.unshare(syscalls.CLONE_NEWUSER)
+            channel.send(protocol.MAP_IDS)
+            channel.expect(protocol.IDS_MAPPED, "runtime")
+        if user is not None:
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+        flags = namespaces.new_flags(spec.linux.namespaces, exclude=("user",))
+        if flags:
+            from corral.runtime.linux import syscalls
+
+            syscalls.unshare(flags)
+        pid = os.fork()
+        if pid == 0:
+            init.run(channel, spec, opts)
+        channel.send(protocol.INIT_PID, pid=pid)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            channel.send(protocol.ERROR, message=protocol.describe(e))
+        os._exit(1)
+    os._exit(0)
+
+
+def _stop(pid: int) -> None:
+    """Kill a half-made init and wait until it is gone (it may not be our child)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+        return
+    while process_start_time(pid) is not None:
+        time.sleep(0.002)
+
+
+def _hook_state(container_id: str, spec: Spec, bundle: str, pid: int) -> dict[str, Any]:
+    return {"ociVersion": spec.oci_version, "id": container_id, "status": "creating", "pid": pid,
+            "bundle": bundle, "annotations": dict(spec.annotations)}
+
+
+def _fifo(container: Container, spec: Spec) -> int:
+    os.mkfifo(container.fifo_path, 0o622)
+    root_map = next((m for m in spec.linux.uid_mappings if m.container_id == 0), None)
+    if root_map is not None:
+        gid_map = next((m for m in spec.linux.gid_mappings if m.container_id == 0), None)
+        os.chown(container.fifo_path, root_map.host_id, gid_map.host_id if gid_map else -1)
+    return os.open(container.fifo_path, os.O_PATH | os.O_CLOEXEC)
+
+
+def create(req: CreateRequest) -> Created:
+    """`create`: returns once init waits on exec.fifo."""
+    spec = spec_mod.load(req.bundle)
+    spec, preserve_fds = with_listen_fds(spec, req.preserve_fds)
+    spec_mod.validate(spec)
+    container = Container.reserve(req.root, req.container_id)
+    cleanup: list[Any] = [container.remove_dir]
+    try:
+        return _launch(req, spec, container, preserve_fds, cleanup)
+    except BaseException:
+        for undo in reversed(cleanup):
+            with contextlib.suppress(Exception):
+                undo()
+        raise
+
+
+def _launch(req: CreateRequest, spec: Spec, container: Container, preserve_fds: int,
+            cleanup: list[Any]) -> Created:
+    from corral.runtime.cgroups import open_manager
+
+    manager = open_manager(spec.linux.cgroups_path, req.container_id)
+    manager.create(spec.linux.resources)
+    cleanup.append(lambda: manager.destroy(kill_leftovers=True))
+    fifo_fd = _fifo(container, spec)
+    console_fd, console_keep = _console_fds(spec, req)
+    assert spec.process is not None
+    become.preload(spec.process, spec.linux.seccomp)
+    cgroupns = spec.linux.namespace("cgroup") is not None
+    cgroup_mounts = tuple(manager.mount_sources(cgroupns=cgroupns)) \
+        if any(m.type == "cgroup" for m in spec.mounts) else ()
+    opts = init.InitOptions(req.container_id, fifo_fd, console_fd, req.no_pivot, preserve_fds,
+                            cgroup_mounts)
+    ours, theirs = protocol.pair()
+    pid = os.fork()
+    if pid == 0:
+        ours.close()
+        _intermediate(theirs, spec, opts)
+    theirs.close()
+    os.close(fifo_fd)
+    if console_fd is not None:
+        os.close(console_fd)
+    init_pid = 0
+    try:
+        manager.add(pid)
+        ours.send(protocol.CGROUP_JOINED)
+        user = spec.linux.namespace("user")
+        if user is not None and user.path is None:
+            ours.expect(protocol.MAP_IDS, "intermediate")
+            try:
+                namespaces.write_id_maps(pid, spec.linux.uid_mappings, spec.linux.gid_mappings)
+            except OSError as e:
+                raise RuntimeFailure(f"writing uid/gid maps: {protocol.describe(e)}") from None
+            ours.send(protocol.IDS_MAPPED)
+        init_pid = int(ours.expect(protocol.INIT_PID, "intermediate")["pid"])
+        cleanup.append(lambda: _stop(init_pid))
+        state = _hook_state(req.container_id, spec, req.bundle, init_pid)
+        ours.expect(protocol.RUN_HOOKS, "init")
+        hooks.run("prestart", spec.hooks, state)
+        hooks.run("createRuntime", spec.hooks, state)
+        ours.send(protocol.HOOKS_DONE, state=state)
+        ours.expect(protocol.READY, "init")
+    finally:
+        ours.close()
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+    start_time = process_start_time(init_pid)
+    if start_time is None:
+        raise RuntimeFailure("container init exited during create")
+    container.save(State(
+        id=req.container_id, pid=init_pid, start_time=start_time, bundle=req.bundle,
+        rootfs=spec.root.path, created=rfc3339_now(), config=dict(spec.raw),
+        cgroup_paths=manager.paths, cgroup_path=manager.path,
+        annotations=dict(spec.annotations), owner="",
+    ))
+    if req.pid_file:
+        write_pid_file(req.pid_file, init_pid)
+    master = None
+    if console_keep is not None:
+        from corral.runtime.linux import console
+
+        master = console.receive_master(console_keep)
+        os.close(console_keep)
+    return Created(container, master)

@@ -1,0 +1,102 @@
+"""The messages between the runtime (main) and the processes it forks.
+
+create/run (`process/create.py` main side, `process/init.py` init side):
+
+    main                          intermediate                       init
+     |--fork------------------------->|
+     | cgroup.add(intermediate)       |
+     |---- CGROUP_JOINED ------------>|
+     |                                | setns(joined namespaces, user first)
+     |                                | unshare(CLONE_NEWUSER)      [new user namespace]
+     |<--- MAP_IDS -------------------|
+     | write uid_map/gid_map          |
+     |---- IDS_MAPPED --------------->| setresuid(0)
+     |                                | unshare(the other new namespaces)
+     |                                |--fork (pid namespace) -------->|
+     |<--- INIT_PID {pid} ------------|                                 |
+     | waitpid(intermediate)          exit                              | rootfs, mounts, /dev
+     |<--- RUN_HOOKS ---------------------------------------------------|
+     | prestart, createRuntime hooks                                    |
+     |---- HOOKS_DONE ------------------------------------------------->| createContainer hooks,
+     |                                                                  | pivot_root, console,
+     |                                                                  | masks, user, caps...
+     |<--- READY -------------------------------------------------------|
+     | state.json, pid file; exit        init waits on exec.fifo until `start`, then execve
+     any stage, any time:  ERROR {message}  ->  main raises RuntimeFailure(message)
+
+exec (`process/exec_.py`): the same with INIT_PID carrying the new process's pid, no hooks, and
+READY sent right before execve (the pipe's close-on-exec then ends the conversation).
+
+Messages are one JSON object per line on two close-on-exec pipes; every request has its ack.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from typing import Any
+
+from corral.runtime.errors import RuntimeFailure
+
+CGROUP_JOINED = "cgroup-joined"
+MAP_IDS = "map-ids"
+IDS_MAPPED = "ids-mapped"
+INIT_PID = "init-pid"
+RUN_HOOKS = "run-hooks"
+HOOKS_DONE = "hooks-done"
+READY = "ready"
+ERROR = "error"
+
+
+class Channel:
+    """One end of the conversation: reads from `rfd`, writes to `wfd`."""
+
+    def __init__(self, rfd: int, wfd: int) -> None:
+        self.rfd = rfd
+        self.wfd = wfd
+        self._buf = b""
+
+    def send(self, kind: str, **fields: Any) -> None:
+        os.write(self.wfd, json.dumps({"type": kind, **fields}).encode() + b"\n")
+
+    def receive(self) -> dict[str, Any] | None:
+        """The next message, or None when every writer has gone."""
+        while b"\n" not in self._buf:
+            chunk = os.read(self.rfd, 65536)
+            if not chunk:
+                return None
+            self._buf += chunk
+        line, _, self._buf = self._buf.partition(b"\n")
+        message: dict[str, Any] = json.loads(line)
+        return message
+
+    def expect(self, kind: str, who: str) -> dict[str, Any]:
+        """The next message, which must be `kind`; ERROR becomes a RuntimeFailure."""
+        message = self.receive()
+        if message is None:
+            raise RuntimeFailure(f"{who} exited before sending {kind}")
+        if message["type"] == ERROR:
+            raise RuntimeFailure(str(message["message"]))
+        if message["type"] != kind:
+            raise RuntimeFailure(f"protocol error: expected {kind} from {who}, got {message['type']}")
+        return message
+
+    def close(self) -> None:
+        for fd in (self.rfd, self.wfd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def pair() -> tuple[Channel, Channel]:
+    """(parent's end, child's end)."""
+    down_r, down_w = os.pipe()
+    up_r, up_w = os.pipe()
+    return Channel(up_r, down_w), Channel(down_r, up_w)
+
+
+def describe(e: BaseException) -> str:
+    """An exception as the one line the user sees."""
+    if isinstance(e, OSError) and e.strerror:
+        return f"{e.strerror}: {e.filename}" if e.filename else e.strerror
+    return str(e) or type(e).__name__

@@ -1,0 +1,47 @@
+"""`corral-runtime ps [--format table|json] ID [ps options]`: the container's processes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from corral.runtime.cli import Globals
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", "-f", choices=("table", "json"), default="table")
+    p.add_argument("container_id")
+    p.add_argument("ps_args", nargs=argparse.REMAINDER)
+
+
+def run(args: argparse.Namespace, ctx: Globals) -> int:
+    from corral.runtime.container import Container
+
+    container = Container.load(ctx.root, args.container_id)
+    pids = container.cgroup().pids() if container.state is not None else []
+    if args.format == "json":
+        print(json.dumps(pids))
+        return 0
+    import subprocess
+
+    out = subprocess.run(["ps", *(args.ps_args or ["-ef"])], capture_output=True, text=True)
+    if out.returncode != 0:
+        from corral.runtime.errors import RuntimeFailure
+
+        raise RuntimeFailure(f"ps: {out.stderr.strip()}")
+    lines = out.stdout.splitlines()
+    if not lines:
+        return 0
+    header = lines[0].split()
+    if "PID" not in header:
+        from corral.runtime.errors import RuntimeFailure
+
+        raise RuntimeFailure("couldn't find PID field in ps output")
+    column = header.index("PID")
+    print(lines[0])
+    wanted = {str(p) for p in pids}
+    for line in lines[1:]:
+        fields = line.split()
+        if len(fields) > column and fields[column] in wanted:
+            print(line)
+    return 0
