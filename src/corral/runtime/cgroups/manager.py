@@ -249,17 +249,22 @@ class Manager:
 
     def kill_all(self, timeout: float = 5.0) -> None:
         """SIGKILL every process in the cgroup (frozen first so none can fork) and wait for them."""
+        if not self.exists():
+            return
         v2_dir = self._v2_dir()
-        killed = v2_dir is not None and os.path.isdir(v2_dir) and v2.kill(v2_dir)
-        if not killed:
-            freezer = self._v1_dir("freezer")
-            if freezer is not None:
-                v1.freeze(freezer, True)
-            for pid in self.pids():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            if freezer is not None:
-                v1.freeze(freezer, False)
+        if v2_dir is not None and os.path.isdir(v2_dir):
+            v2.kill(v2_dir)
+        # v1 (and processes that joined only the v1 hierarchies of a hybrid host)
+        freezer = self._v1_dir("freezer")
+        if freezer is not None and not os.path.isdir(freezer):
+            freezer = None
+        if freezer is not None:
+            v1.freeze(freezer, True)
+        for pid in self.pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if freezer is not None:
+            v1.freeze(freezer, False)
         deadline = time.monotonic() + timeout
         while self.pids():
             if time.monotonic() > deadline:

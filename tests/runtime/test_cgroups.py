@@ -1,0 +1,357 @@
+"""cgroups for real on this host: limits written and read back, OOM kills, pids limits, freezing.
+
+This host is the v1 hybrid layout; the cgroup v2 code runs for real against the unified mount
+(/sys/fs/cgroup/unified) through a Manager that sees only that hierarchy. Which controllers the
+unified mount offers depends on the host (here none, or hugetlb when no v1 hugetlb is mounted),
+so the v2 tests use what is there: creation, cgroup.procs, cgroup.freeze, cgroup.kill, and
+hugetlb when available.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from corral.runtime.cgroups import CgroupError, Manager, open_manager, reopen
+from corral.runtime.cgroups.detect import UNIFIED, Layout, detect
+from tests.runtime.forked import errno_of, run_forked
+
+MiB = 1 << 20
+LAYOUT = detect()
+
+
+def unique_path() -> str:
+    return f"/corral-test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def cgroup() -> Iterator[Manager]:
+    """A Manager for a fresh absolute cgroup path; removed (processes killed) afterwards."""
+    manager = open_manager(unique_path(), "unused")
+    yield manager
+    manager.destroy(kill_leftovers=True)
+
+
+@pytest.fixture
+def v2_cgroup() -> Iterator[Manager]:
+    """A Manager that sees only the cgroup2 hierarchy: the v2 code on the real unified mount."""
+    if LAYOUT.unified is None:
+        pytest.skip("no cgroup2 mount on this host")
+    path = unique_path()
+    manager = Manager(Layout((), LAYOUT.unified), {UNIFIED: LAYOUT.unified.directory(path)}, path)
+    yield manager
+    manager.destroy(kill_leftovers=True)
+
+
+def v1_dir(manager: Manager, controller: str) -> Path:
+    hierarchy = LAYOUT.v1_for(controller)
+    assert hierarchy is not None, f"no v1 {controller} hierarchy"
+    return Path(manager.paths[hierarchy.key])
+
+
+def sleeper(manager: Manager) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(["/bin/busybox", "sleep", "60"])
+    manager.add(process.pid)
+    return process
+
+
+def test_create_sets_every_limit(cgroup: Manager) -> None:
+    resources = {
+        "memory": {"limit": 64 * MiB, "reservation": 32 * MiB, "swap": 96 * MiB, "swappiness": 10,
+                   "disableOOMKiller": False},
+        "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0"},
+        "pids": {"limit": 42},
+    }
+    cgroup.create(resources)
+    memory = v1_dir(cgroup, "memory")
+    assert (memory / "memory.limit_in_bytes").read_text() == f"{64 * MiB}\n"
+    assert (memory / "memory.soft_limit_in_bytes").read_text() == f"{32 * MiB}\n"
+    assert (memory / "memory.memsw.limit_in_bytes").read_text() == f"{96 * MiB}\n"
+    assert (memory / "memory.swappiness").read_text() == "10\n"
+    cpu = v1_dir(cgroup, "cpu")
+    assert (cpu / "cpu.shares").read_text() == "512\n"
+    assert (cpu / "cpu.cfs_quota_us").read_text() == "50000\n"
+    assert (cpu / "cpu.cfs_period_us").read_text() == "100000\n"
+    assert (v1_dir(cgroup, "cpuset") / "cpuset.cpus").read_text() == "0\n"
+    assert (v1_dir(cgroup, "pids") / "pids.max").read_text() == "42\n"
+    for directory in cgroup.paths.values():
+        assert os.path.isdir(directory)
+
+
+def test_update_changes_limits_in_place(cgroup: Manager) -> None:
+    cgroup.create({"memory": {"limit": 64 * MiB, "swap": 64 * MiB}, "pids": {"limit": 10}})
+    cgroup.update({"memory": {"limit": 128 * MiB, "swap": 256 * MiB}, "pids": {"limit": -1}})
+    memory = v1_dir(cgroup, "memory")
+    assert (memory / "memory.limit_in_bytes").read_text() == f"{128 * MiB}\n"
+    assert (memory / "memory.memsw.limit_in_bytes").read_text() == f"{256 * MiB}\n"
+    assert (v1_dir(cgroup, "pids") / "pids.max").read_text() == "max\n"
+    cgroup.update({"memory": {"limit": 16 * MiB, "swap": 16 * MiB}})  # shrinking: other order
+    assert (memory / "memory.limit_in_bytes").read_text() == f"{16 * MiB}\n"
+
+
+def test_a_cpuset_cgroup_accepts_tasks_without_explicit_cpus(cgroup: Manager) -> None:
+    cgroup.create(None)
+    result = run_forked(lambda: "joined", before_start=cgroup.add)
+    assert result.value == "joined"
+    assert (v1_dir(cgroup, "cpuset") / "cpuset.cpus").read_text().strip() != ""
+
+
+def test_blkio_throttle_and_weight(cgroup: Manager) -> None:
+    disk = Path("/sys/block/vda/dev")
+    if not disk.exists():
+        pytest.skip("no virtio disk to throttle")
+    major, minor = (int(n) for n in disk.read_text().split(":"))
+    cgroup.create({"blockIO": {
+        "throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 1048576}],
+        "throttleWriteIOPSDevice": [{"major": major, "minor": minor, "rate": 100}],
+    }})
+    blkio = v1_dir(cgroup, "blkio")
+    assert (blkio / "blkio.throttle.read_bps_device").read_text() == f"{major}:{minor} 1048576\n"
+    assert (blkio / "blkio.throttle.write_iops_device").read_text() == f"{major}:{minor} 100\n"
+
+
+def test_hugetlb_limit_goes_where_the_controller_is(cgroup: Manager) -> None:
+    cgroup.create({"hugepageLimits": [{"pageSize": "2MB", "limit": 4 * MiB}]})
+    hierarchy = LAYOUT.v1_for("hugetlb")
+    if hierarchy is not None:
+        text = Path(cgroup.paths[hierarchy.key], "hugetlb.2MB.limit_in_bytes").read_text()
+    else:
+        text = Path(cgroup.paths[UNIFIED], "hugetlb.2MB.max").read_text()
+    assert text == f"{4 * MiB}\n"
+
+
+def test_device_rules_are_enforced(cgroup: Manager) -> None:
+    cgroup.create({"devices": [{"allow": False, "access": "rwm"},
+                               {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "r"}]})
+    listing = (v1_dir(cgroup, "devices") / "devices.list").read_text().split("\n")
+    assert "a *:* rwm" not in listing
+    assert "c 1:3 rwm" in listing  # /dev/null: runc's defaults are appended
+    assert "c 1:11 r" in listing
+
+    def probe() -> dict[str, int]:
+        return {"null": errno_of(lambda: os.close(os.open("/dev/null", os.O_WRONLY))),
+                "kmsg_read": errno_of(lambda: os.close(os.open("/dev/kmsg", os.O_RDONLY))),
+                "kmsg_write": errno_of(lambda: os.close(os.open("/dev/kmsg", os.O_WRONLY)))}
+
+    assert run_forked(probe, before_start=cgroup.add).value == {
+        "null": 0, "kmsg_read": 0, "kmsg_write": errno.EPERM}
+
+
+def test_bad_value_names_file_and_value_and_leaves_nothing(cgroup: Manager) -> None:
+    with pytest.raises(CgroupError, match=r"memory.limit_in_bytes: cannot set 12x .*invalid value"):
+        cgroup.create({"pids": {"limit": 5}, "memory": {"limit": "12x"}})
+    assert not cgroup.exists()
+
+
+def test_cpu_shares_the_kernel_clamps_are_refused(cgroup: Manager) -> None:
+    with pytest.raises(CgroupError, match=r"cpu.shares: invalid 1048576 \(the kernel set 262144\)"):
+        cgroup.create({"cpu": {"shares": 1 << 20}})
+    assert not cgroup.exists()
+
+
+def test_swappiness_out_of_range(cgroup: Manager) -> None:
+    with pytest.raises(CgroupError, match=r"memory\.swappiness: invalid 101"):
+        cgroup.create({"memory": {"swappiness": 101}})
+
+
+def test_oom_kill_is_counted(cgroup: Manager) -> None:
+    cgroup.create({"memory": {"limit": 32 * MiB, "swap": 32 * MiB}})
+    assert cgroup.oom_kill_count() == 0
+
+    def hog() -> int:
+        chunks = [b"\x01" * (8 * MiB) for _ in range(16)]
+        return len(chunks)
+
+    result = run_forked(hog, before_start=cgroup.add)
+    assert result.killed_by == "SIGKILL"
+    assert cgroup.oom_kill_count() >= 1
+
+
+def test_pids_limit_stops_forks(cgroup: Manager) -> None:
+    cgroup.create({"pids": {"limit": 4}})
+
+    def fork_many() -> dict[str, int]:
+        hold_r, hold_w = os.pipe()
+        started, refused = 0, 0
+        for _ in range(6):
+            try:
+                pid = os.fork()
+            except BlockingIOError:
+                refused += 1
+                continue
+            if pid == 0:
+                os.close(hold_w)
+                os.read(hold_r, 1)  # wait until the parent closes the pipe
+                os._exit(0)
+            started += 1
+        os.close(hold_w)
+        for _ in range(started):
+            os.wait()
+        return {"started": started, "refused": refused}
+
+    assert run_forked(fork_many, before_start=cgroup.add).value == {"started": 3, "refused": 3}
+
+
+def test_freeze_and_thaw_a_sleeping_process(cgroup: Manager) -> None:
+    cgroup.create(None)
+    process = sleeper(cgroup)
+    try:
+        assert cgroup.pids() == [process.pid]
+        cgroup.freeze()
+        assert cgroup.frozen()
+        assert (v1_dir(cgroup, "freezer") / "freezer.state").read_text() == "FROZEN\n"
+        cgroup.thaw()
+        assert not cgroup.frozen()
+        assert (v1_dir(cgroup, "freezer") / "freezer.state").read_text() == "THAWED\n"
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_pids_and_stats(cgroup: Manager) -> None:
+    cgroup.create({"memory": {"limit": 64 * MiB}, "pids": {"limit": 20}})
+    process = sleeper(cgroup)
+    try:
+        assert cgroup.pids() == [process.pid]
+        if LAYOUT.unified is not None:  # hybrid: the process is in the cgroup2 directory too
+            procs = Path(cgroup.paths[UNIFIED], "cgroup.procs").read_text().split()
+            assert procs == [str(process.pid)]
+        stats = cgroup.stats()
+        assert stats["pids"] == {"current": 1, "limit": 20}
+        assert stats["memory"]["usage"]["limit"] == 64 * MiB
+        assert set(stats) == {"cpu", "memory", "pids", "blkio", "hugetlb"}
+    finally:
+        process.kill()
+        process.wait()
+
+    def allocate_and_look() -> dict[str, int]:
+        ballast = b"\x01" * (16 * MiB)
+        busy = sum(range(2_000_000))
+        stats = cgroup.stats()
+        return {"memory": stats["memory"]["usage"]["usage"], "cpu": stats["cpu"]["usage"]["total"],
+                "ballast": len(ballast) + busy * 0}
+
+    seen = run_forked(allocate_and_look, before_start=cgroup.add).value
+    assert seen["memory"] >= 16 * MiB
+    assert seen["cpu"] > 0
+
+
+def test_destroy_removes_every_directory(cgroup: Manager) -> None:
+    cgroup.create({"pids": {"limit": 5}})
+    assert run_forked(lambda: "ran", before_start=cgroup.add).value == "ran"
+    cgroup.destroy()
+    assert not cgroup.exists()
+    assert not any(os.path.exists(directory) for directory in cgroup.paths.values())
+
+
+def test_destroy_refuses_a_busy_cgroup_unless_told_to_kill(cgroup: Manager) -> None:
+    cgroup.create(None)
+    process = sleeper(cgroup)
+    with pytest.raises(CgroupError, match=rf"processes \[{process.pid}\] still inside"):
+        cgroup.destroy()
+    assert process.poll() is None
+    cgroup.destroy(kill_leftovers=True)
+    assert process.wait(timeout=5) == -9
+    assert not cgroup.exists()
+
+
+def test_reopen_from_saved_paths(cgroup: Manager) -> None:
+    cgroup.create({"pids": {"limit": 7}})
+    again = reopen(cgroup.paths, cgroup.path)
+    assert again.paths == cgroup.paths
+    assert again.stats()["pids"]["limit"] == 7
+    with pytest.raises(CgroupError, match="not inside a mounted cgroup hierarchy"):
+        reopen({"memory": "/etc"})
+
+
+# ---------------------------------------------------------------- cgroupsPath semantics (runc's)
+
+def test_relative_and_default_paths_sit_under_our_own_cgroup() -> None:
+    memory = LAYOUT.v1_for("memory")
+    assert memory is not None
+    relative = open_manager("corral-rel/abc", "id1")
+    default = open_manager(None, "id1")
+    own = memory.directory(memory.own)
+    assert relative.paths[memory.key] == f"{own}/corral-rel/abc"
+    assert default.paths[memory.key] == f"{own}/id1"
+    assert default.path == f"{memory.own.rstrip('/')}/id1"
+    absolute = open_manager("/corral-abs/abc", "id1")
+    assert absolute.paths[memory.key] == "/sys/fs/cgroup/memory/corral-abs/abc"
+
+
+def test_dot_dot_cannot_leave_the_hierarchy() -> None:
+    manager = open_manager("/../../../etc/x", "id1")
+    for key, directory in manager.paths.items():
+        mount = LAYOUT.unified.mountpoint if key == UNIFIED and LAYOUT.unified else \
+            next(h.mountpoint for h in LAYOUT.v1 if h.key == key)
+        assert directory == f"{mount}/etc/x"
+
+
+def test_systemd_form_is_refused() -> None:
+    with pytest.raises(CgroupError, match="systemd's slice:prefix:name form"):
+        open_manager("system.slice:corral:abc", "abc")
+
+
+def test_mount_sources_describe_this_host(cgroup: Manager) -> None:
+    sources = cgroup.mount_sources()
+    assert sources[0] == ("tmpfs", "tmpfs", "")
+    assert ("cgroup", "memory", "memory") in sources
+    assert ("cgroup", "name=systemd", "systemd") in sources
+    assert ("cgroup2", "cgroup2", "unified") in sources
+    binds = cgroup.mount_sources(cgroupns=False)
+    assert ("bind", cgroup.paths["memory"], "memory") in binds
+
+
+# ---------------------------------------------------------------- cgroup v2, for real
+
+def test_v2_create_add_freeze_kill_destroy(v2_cgroup: Manager) -> None:
+    v2_cgroup.create(None)
+    directory = Path(v2_cgroup.paths[UNIFIED])
+    process = sleeper(v2_cgroup)
+    assert (directory / "cgroup.procs").read_text().split() == [str(process.pid)]
+    assert v2_cgroup.pids() == [process.pid]
+    v2_cgroup.freeze()
+    assert v2_cgroup.frozen()
+    assert "frozen 1" in (directory / "cgroup.events").read_text()
+    v2_cgroup.thaw()
+    assert not v2_cgroup.frozen()
+    v2_cgroup.destroy(kill_leftovers=True)  # cgroup.kill
+    assert process.wait(timeout=5) == -9
+    assert not directory.exists()
+
+
+def test_v2_missing_controller_is_named(v2_cgroup: Manager) -> None:
+    assert LAYOUT.unified is not None
+    if "pids" in LAYOUT.unified.controllers:
+        pytest.skip("this host's cgroup2 has the pids controller")
+    with pytest.raises(CgroupError, match="pids: the pids cgroup controller is not available"):
+        v2_cgroup.create({"pids": {"limit": 5}})
+    assert not v2_cgroup.exists()
+
+
+def test_v2_hugetlb_limit(v2_cgroup: Manager) -> None:
+    assert LAYOUT.unified is not None
+    if "hugetlb" not in LAYOUT.unified.controllers:
+        pytest.skip("hugetlb is mounted as a v1 hierarchy here, so cgroup2 has no controllers")
+    v2_cgroup.create({"hugepageLimits": [{"pageSize": "2MB", "limit": 4 * MiB}]})
+    assert Path(v2_cgroup.paths[UNIFIED], "hugetlb.2MB.max").read_text() == f"{4 * MiB}\n"
+
+
+def test_v2_value_conversions() -> None:
+    from corral.runtime.cgroups import v2
+
+    assert v2.cpu_weight(2) == 1
+    assert v2.cpu_weight(1024) == 39
+    assert v2.cpu_weight(262144) == 10000
+    assert v2.io_weight(10) == 1
+    assert v2.io_weight(1000) == 10000
+    assert v2.memory_swap_max(64 * MiB, 96 * MiB) == 32 * MiB
+    assert v2.memory_swap_max(64 * MiB, -1) == "max"
+    with pytest.raises(CgroupError, match="below the memory limit"):
+        v2.memory_swap_max(64 * MiB, 32 * MiB)
