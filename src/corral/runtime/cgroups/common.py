@@ -5,6 +5,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from corral.runtime.errors import RuntimeFailure
 
@@ -88,3 +91,41 @@ def remove_tree(directory: str) -> None:
     for current, _dirs, _files in sorted(os.walk(directory), key=lambda t: -len(t[0])):
         with contextlib.suppress(FileNotFoundError):
             os.rmdir(current)
+
+
+def given(value: Any) -> bool:
+    """runc's reading of a resource value: None and 0 mean "not set"."""
+    return value is not None and value != 0
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, failure: str) -> None:
+    """Poll `condition` with a growing delay (1 ms to 100 ms); CgroupError(failure) on timeout."""
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while not condition():
+        if time.monotonic() > deadline:
+            raise CgroupError(f"{failure} after {timeout}s")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+# cpuset and pids use the same files on v1 and v2.
+
+def set_cpuset(directory: str, cpu: Mapping[str, Any]) -> None:
+    if cpu.get("cpus"):
+        write(directory, "cpuset.cpus", cpu["cpus"])
+    if cpu.get("mems"):
+        write(directory, "cpuset.mems", cpu["mems"])
+
+
+def set_pids(directory: str, pids: Mapping[str, Any]) -> None:
+    limit = pids.get("limit") or 0
+    if limit:
+        write(directory, "pids.max", "max" if limit < 0 else limit)
+
+
+def hugetlb_page_sizes(directory: str, usage_file: str) -> list[str]:
+    """The page sizes ("2MB", "1GB") that have a hugetlb.<size>.<usage_file> in `directory`."""
+    return sorted(name.split(".")[1] for name in os.listdir(directory)
+                  if name.startswith("hugetlb.") and name.endswith(f".{usage_file}")
+                  and name.count(".") == 2)

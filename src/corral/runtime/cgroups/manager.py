@@ -28,7 +28,15 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from corral.runtime.cgroups import v1, v2
-from corral.runtime.cgroups.common import CgroupError, procs, remove_tree, write
+from corral.runtime.cgroups.common import (
+    CgroupError,
+    procs,
+    remove_tree,
+    set_cpuset,
+    set_pids,
+    wait_until,
+    write,
+)
 from corral.runtime.cgroups.detect import UNIFIED, Layout, detect
 
 _CPUSET_KEYS = ("cpus", "mems")
@@ -118,10 +126,10 @@ class Manager:
         if _has_values(cpu):
             self._route("cpu", "cpu", v1.set_cpu, v2.set_cpu, cpu)
         if _has_values(cpuset):
-            self._route("cpu.cpus/mems", "cpuset", v1.set_cpuset, v2.set_cpuset, cpuset)
+            self._route("cpu.cpus/mems", "cpuset", set_cpuset, set_cpuset, cpuset)
         pids = resources.get("pids")
         if _has_values(pids):
-            self._route("pids", "pids", v1.set_pids, v2.set_pids, pids)
+            self._route("pids", "pids", set_pids, set_pids, pids)
         block_io = resources.get("blockIO")
         if _has_values(block_io):
             self._route("blockIO", "blkio", v1.set_blkio, v2.set_io, block_io)
@@ -265,11 +273,7 @@ class Manager:
                 os.kill(pid, signal.SIGKILL)
         if freezer is not None:
             v1.freeze(freezer, False)
-        deadline = time.monotonic() + timeout
-        while self.pids():
-            if time.monotonic() > deadline:
-                raise CgroupError(f"cgroup {self.path}: processes {self.pids()} survived SIGKILL")
-            time.sleep(0.01)
+        wait_until(lambda: not self.pids(), timeout, f"cgroup {self.path}: processes survived SIGKILL")
 
     def destroy(self, *, kill_leftovers: bool = False) -> None:
         """rmdir the cgroup everywhere, retrying while the kernel still counts exiting tasks.

@@ -9,11 +9,19 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from corral.runtime.cgroups.common import CgroupError, read, read_int, read_keyed, write
+from corral.runtime.cgroups.common import (
+    CgroupError,
+    given,
+    hugetlb_page_sizes,
+    read,
+    read_int,
+    read_keyed,
+    wait_until,
+    write,
+)
 
 # The devices every container may use, appended after the config's rules as runc and crun do.
 DEFAULT_DEVICE_RULES: tuple[str, ...] = (
@@ -30,10 +38,6 @@ DEFAULT_DEVICE_RULES: tuple[str, ...] = (
     "c 5:2 rwm",     # /dev/ptmx
     "c 10:200 rwm",  # /dev/net/tun
 )
-
-
-def _given(value: Any) -> bool:
-    return value is not None and value != 0
 
 
 def prepare_cpuset(directory: str, mountpoint: str) -> None:
@@ -70,9 +74,9 @@ def set_memory(directory: str, memory: Mapping[str, Any]) -> None:
         write(directory, "memory.limit_in_bytes", limit)
     elif swap:
         write(directory, "memory.memsw.limit_in_bytes", swap)
-    if _given(memory.get("reservation")):
+    if given(memory.get("reservation")):
         write(directory, "memory.soft_limit_in_bytes", memory["reservation"])
-    if _given(memory.get("kernelTCP")):
+    if given(memory.get("kernelTCP")):
         write(directory, "memory.kmem.tcp.limit_in_bytes", memory["kernelTCP"])
     # memory.kernel is ignored, like runc: kernel memory limits are deprecated and gone in Linux 6.x
     swappiness = memory.get("swappiness")
@@ -86,43 +90,30 @@ def set_memory(directory: str, memory: Mapping[str, Any]) -> None:
 
 def set_cpu(directory: str, cpu: Mapping[str, Any]) -> None:
     shares = cpu.get("shares")
-    if _given(shares):
+    if given(shares):
         write(directory, "cpu.shares", shares)
         actual = read_int(directory, "cpu.shares")
         if actual != shares:
             raise CgroupError(f"cpu.shares: invalid {shares} (the kernel set {actual})")
     period, quota = cpu.get("period"), cpu.get("quota")
-    if _given(period):
+    if given(period):
         try:
             write(directory, "cpu.cfs_period_us", period)
         except CgroupError:
-            if not _given(quota):
+            if not given(quota):
                 raise
             write(directory, "cpu.cfs_quota_us", quota)  # the old quota did not fit the new period
             write(directory, "cpu.cfs_period_us", period)
-    if _given(quota):
+    if given(quota):
         write(directory, "cpu.cfs_quota_us", quota)
-    if _given(cpu.get("burst")):
+    if given(cpu.get("burst")):
         write(directory, "cpu.cfs_burst_us", cpu["burst"])
-    if _given(cpu.get("realtimePeriod")):
+    if given(cpu.get("realtimePeriod")):
         write(directory, "cpu.rt_period_us", cpu["realtimePeriod"])
-    if _given(cpu.get("realtimeRuntime")):
+    if given(cpu.get("realtimeRuntime")):
         write(directory, "cpu.rt_runtime_us", cpu["realtimeRuntime"])
     if cpu.get("idle") is not None:
         write(directory, "cpu.idle", cpu["idle"])
-
-
-def set_cpuset(directory: str, cpu: Mapping[str, Any]) -> None:
-    if cpu.get("cpus"):
-        write(directory, "cpuset.cpus", cpu["cpus"])
-    if cpu.get("mems"):
-        write(directory, "cpuset.mems", cpu["mems"])
-
-
-def set_pids(directory: str, pids: Mapping[str, Any]) -> None:
-    limit = pids.get("limit") or 0
-    if limit:
-        write(directory, "pids.max", "max" if limit < 0 else limit)
 
 
 def _devices(entries: Sequence[Mapping[str, Any]] | None) -> list[tuple[str, str]]:
@@ -135,12 +126,12 @@ def _devices(entries: Sequence[Mapping[str, Any]] | None) -> list[tuple[str, str
 
 def set_blkio(directory: str, blkio: Mapping[str, Any]) -> None:
     weight = blkio.get("weight")
-    if _given(weight):
+    if given(weight):
         name = "blkio.weight"
         if not os.path.exists(os.path.join(directory, name)):
             name = "blkio.bfq.weight"  # only BFQ offers a weight on Linux >= 5.0
         write(directory, name, weight)
-    if _given(blkio.get("leafWeight")):
+    if given(blkio.get("leafWeight")):
         write(directory, "blkio.leaf_weight", blkio["leafWeight"])
     for device, value in _devices(blkio.get("weightDevice")):
         name = "blkio.weight_device"
@@ -196,16 +187,12 @@ def set_network(directories: Mapping[str, str], network: Mapping[str, Any]) -> N
 def freeze(directory: str, frozen: bool, timeout: float = 10.0) -> None:
     """Write freezer.state and wait until the kernel reports the new state."""
     target = "FROZEN" if frozen else "THAWED"
-    deadline = time.monotonic() + timeout
-    delay = 0.001
-    while True:
-        write(directory, "freezer.state", target)
-        if read(directory, "freezer.state") == target:
-            return
-        if time.monotonic() > deadline:
-            raise CgroupError(f"freezer.state: {target} not reached in {directory} after {timeout}s")
-        time.sleep(delay)
-        delay = min(delay * 2, 0.1)
+
+    def reached() -> bool:
+        write(directory, "freezer.state", target)  # again: a FREEZING cgroup may need a retry
+        return read(directory, "freezer.state") == target
+
+    wait_until(reached, timeout, f"freezer.state: {target} not reached in {directory}")
 
 
 def is_frozen(directory: str) -> bool:
@@ -286,13 +273,7 @@ def blkio_stats(directory: str) -> dict[str, Any]:
 
 
 def hugetlb_stats(directory: str) -> dict[str, dict[str, int]]:
-    result = {}
-    for name in sorted(os.listdir(directory)):
-        if name.startswith("hugetlb.") and name.endswith(".usage_in_bytes") and ".rsvd." not in name:
-            size = name.split(".")[1]
-            result[size] = {
-                "usage": read_int(directory, name),
-                "max": read_int(directory, f"hugetlb.{size}.max_usage_in_bytes"),
-                "failcnt": read_int(directory, f"hugetlb.{size}.failcnt"),
-            }
-    return result
+    return {size: {"usage": read_int(directory, f"hugetlb.{size}.usage_in_bytes"),
+                   "max": read_int(directory, f"hugetlb.{size}.max_usage_in_bytes"),
+                   "failcnt": read_int(directory, f"hugetlb.{size}.failcnt")}
+            for size in hugetlb_page_sizes(directory, "usage_in_bytes")}

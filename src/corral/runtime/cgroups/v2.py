@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from corral.runtime.cgroups.common import CgroupError, read, read_int, read_keyed, write
-
-
-def _given(value: Any) -> bool:
-    return value is not None and value != 0
+from corral.runtime.cgroups.common import (
+    CgroupError,
+    given,
+    hugetlb_page_sizes,
+    read,
+    read_int,
+    read_keyed,
+    wait_until,
+    write,
+)
 
 
 def enable_controllers(mountpoint: str, directory: str) -> None:
@@ -62,7 +66,7 @@ def set_memory(directory: str, memory: Mapping[str, Any]) -> None:
         write(directory, "memory.swap.max", swap_max)
     if limit:
         write(directory, "memory.max", _limit(limit))
-    if _given(memory.get("reservation")):
+    if given(memory.get("reservation")):
         write(directory, "memory.low", _limit(memory["reservation"]))
     # swappiness, disableOOMKiller and kernel limits do not exist on v2; runc ignores them too
 
@@ -73,7 +77,7 @@ def cpu_weight(shares: int) -> int:
 
 
 def set_cpu(directory: str, cpu: Mapping[str, Any]) -> None:
-    if _given(cpu.get("shares")):
+    if given(cpu.get("shares")):
         write(directory, "cpu.weight", cpu_weight(cpu["shares"]))
     quota, period = cpu.get("quota") or 0, cpu.get("period") or 0
     if quota or period:
@@ -81,23 +85,10 @@ def set_cpu(directory: str, cpu: Mapping[str, Any]) -> None:
         if period:
             text += f" {period}"
         write(directory, "cpu.max", text)
-    if _given(cpu.get("burst")):
+    if given(cpu.get("burst")):
         write(directory, "cpu.max.burst", cpu["burst"])
     if cpu.get("idle") is not None:
         write(directory, "cpu.idle", cpu["idle"])
-
-
-def set_cpuset(directory: str, cpu: Mapping[str, Any]) -> None:
-    if cpu.get("cpus"):
-        write(directory, "cpuset.cpus", cpu["cpus"])
-    if cpu.get("mems"):
-        write(directory, "cpuset.mems", cpu["mems"])
-
-
-def set_pids(directory: str, pids: Mapping[str, Any]) -> None:
-    limit = pids.get("limit") or 0
-    if limit:
-        write(directory, "pids.max", "max" if limit < 0 else limit)
 
 
 def io_weight(blkio_weight: int) -> int:
@@ -106,7 +97,7 @@ def io_weight(blkio_weight: int) -> int:
 
 
 def set_io(directory: str, blkio: Mapping[str, Any]) -> None:
-    if _given(blkio.get("weight")):
+    if given(blkio.get("weight")):
         if os.path.exists(os.path.join(directory, "io.bfq.weight")):
             write(directory, "io.bfq.weight", blkio["weight"])
         else:
@@ -140,13 +131,8 @@ def set_unified(directory: str, unified: Mapping[str, str]) -> None:
 def freeze(directory: str, frozen: bool, timeout: float = 10.0) -> None:
     """Write cgroup.freeze and wait until cgroup.events reports it."""
     write(directory, "cgroup.freeze", 1 if frozen else 0)
-    deadline = time.monotonic() + timeout
-    delay = 0.001
-    while is_frozen(directory) != frozen:
-        if time.monotonic() > deadline:
-            raise CgroupError(f"cgroup.freeze: state {int(frozen)} not reached in {directory}")
-        time.sleep(delay)
-        delay = min(delay * 2, 0.1)
+    wait_until(lambda: is_frozen(directory) == frozen, timeout,
+               f"cgroup.freeze: state {int(frozen)} not reached in {directory}")
 
 
 def is_frozen(directory: str) -> bool:
@@ -225,13 +211,7 @@ def io_stats(directory: str) -> dict[str, Any]:
 
 
 def hugetlb_stats(directory: str) -> dict[str, dict[str, int]]:
-    result = {}
-    for name in sorted(os.listdir(directory)):
-        if name.startswith("hugetlb.") and name.endswith(".current") and ".rsvd." not in name:
-            size = name.split(".")[1]
-            result[size] = {
-                "usage": read_int(directory, name),
-                "max": read_int(directory, f"hugetlb.{size}.max"),
-                "failcnt": read_keyed(directory, f"hugetlb.{size}.events").get("max", 0),
-            }
-    return result
+    return {size: {"usage": read_int(directory, f"hugetlb.{size}.current"),
+                   "max": read_int(directory, f"hugetlb.{size}.max"),
+                   "failcnt": read_keyed(directory, f"hugetlb.{size}.events").get("max", 0)}
+            for size in hugetlb_page_sizes(directory, "current")}

@@ -17,6 +17,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 
 from corral.runtime.errors import RuntimeFailure
+from corral.runtime.linux import syscalls
 
 NAMES: tuple[str, ...] = (
     "CAP_CHOWN",
@@ -76,6 +77,9 @@ class CapsError(RuntimeFailure):
     """An unknown capability name, or the kernel refusing a capability change."""
 
 
+_libc = ctypes.CDLL(None, use_errno=True)  # for capset(2), which syscalls.py does not wrap
+
+
 class _Header(ctypes.Structure):
     _fields_ = (("version", ctypes.c_uint32), ("pid", ctypes.c_int))
 
@@ -88,7 +92,6 @@ class _Data(ctypes.Structure):
     )
 
 
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def last_cap() -> int:
@@ -139,11 +142,11 @@ def _own_mask(field: str) -> int:
     return 0
 
 
-def _prctl(option: int, arg2: int, what: str) -> None:
-    if _libc.prctl(option, ctypes.c_ulong(arg2), ctypes.c_ulong(0), ctypes.c_ulong(0),
-                   ctypes.c_ulong(0)) != 0:
-        err = ctypes.get_errno()
-        raise CapsError(f"{what}: {os.strerror(err)}")
+def _prctl(option: int, arg2: int, what: str, arg3: int = 0) -> None:
+    try:
+        syscalls.prctl(option, arg2, arg3)
+    except OSError as err:
+        raise CapsError(f"{what}: {os.strerror(err.errno or 0)}") from None
 
 
 def drop_bounding(keep: Sequence[str]) -> None:
@@ -182,17 +185,15 @@ def apply(capabilities: Mapping[str, Sequence[str]]) -> None:
                         f"{hint}")
     _prctl(_PR_SET_KEEPCAPS, 0, "prctl(PR_SET_KEEPCAPS, 0)")
     ambient = to_mask(capabilities.get("ambient", ()))
-    _prctl_ambient(_PR_CAP_AMBIENT_CLEAR_ALL, 0, "clearing the ambient set")
+    _prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, "clearing the ambient set")
     for number in range(last_cap() + 1):
         if ambient & (1 << number):
-            _prctl_ambient(_PR_CAP_AMBIENT_RAISE, number, f"raising ambient {NAMES[number]}")
+            _raise_ambient(number)
 
 
-def _prctl_ambient(op: int, number: int, what: str) -> None:
-    rc = _libc.prctl(_PR_CAP_AMBIENT, ctypes.c_ulong(op), ctypes.c_ulong(number),
-                     ctypes.c_ulong(0), ctypes.c_ulong(0))
-    if rc != 0:
-        err = ctypes.get_errno()
-        if op == _PR_CAP_AMBIENT_RAISE and err in (errno.EPERM, errno.EINVAL):
-            return
-        raise CapsError(f"{what}: {os.strerror(err)}")
+def _raise_ambient(number: int) -> None:
+    try:
+        syscalls.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_RAISE, number)
+    except OSError as err:
+        if err.errno not in (errno.EPERM, errno.EINVAL):
+            raise CapsError(f"raising ambient {NAMES[number]}: {os.strerror(err.errno or 0)}") from None
