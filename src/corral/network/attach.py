@@ -199,10 +199,10 @@ def _options(conn: sqlite3.Connection, container_id: str, name: str, eps: Sequen
              mappings: Sequence[PortMapping], dns_servers: Sequence[str]) -> dict[str, Any]:
     options: dict[str, Any] = {
         "container_id": container_id, "container_name": name,
-        "networks": {e.network.name: {"static_ips": [e.ip], "static_mac": e.mac,
-                                      "aliases": list(e.aliases), "interface_name": e.interface}
+        "networks": {e.network.id: {"static_ips": [e.ip], "static_mac": e.mac,
+                                    "aliases": list(e.aliases), "interface_name": e.interface}
                      for e in eps},
-        "network_info": {e.network.name: netavark.network_info(e.network) for e in eps},
+        "network_info": {e.network.id: netavark.network_info(e.network) for e in eps},
         "port_mappings": netavark.port_mappings(mappings),
     }
     if any(e.network.dns for e in eps):
@@ -345,11 +345,11 @@ def disconnect(conn: sqlite3.Connection, paths: Paths, container_id: str, name: 
     if row["live"] is not None:
         live = _json(row["live"])
         options = {**live, "port_mappings": [],
-                   "networks": {network.name: live["networks"][network.name]},
-                   "network_info": {network.name: live["network_info"][network.name]}}
+                   "networks": {network.id: live["networks"][network.id]},
+                   "network_info": {network.id: live["network_info"][network.id]}}
         netavark.teardown(networks.backend_dir(paths), Path(row["netns"]), options)
-        del live["networks"][network.name]
-        del live["network_info"][network.name]
+        del live["networks"][network.id]
+        del live["network_info"][network.id]
         with schema.transaction(conn):
             schema.set_live(conn, container_id, live)
     with schema.transaction(conn):

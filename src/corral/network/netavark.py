@@ -44,8 +44,11 @@ class BackendError(CorralError):
 
 
 def network_info(n: Network) -> dict[str, Any]:
+    """netavark's view of a network. Its name is corral's network id: netavark names the
+    network's iptables chains after a hash of the name, and podman (or another corral root)
+    may well have a network called `bridge` or `podman` too."""
     return {
-        "name": n.name, "id": n.id, "driver": n.driver, "network_interface": n.bridge,
+        "name": n.id, "id": n.id, "driver": n.driver, "network_interface": n.bridge,
         "subnets": [{"subnet": n.subnet, "gateway": n.gateway}],
         "ipv6_enabled": False, "internal": n.internal, "dns_enabled": n.dns,
         # Docker's rule: containers on different networks cannot reach each other.
@@ -85,11 +88,26 @@ def _run(config_dir: Path, verb: str, netns_path: Path, options: dict[str, Any]
 def setup(config_dir: Path, netns_path: Path, options: dict[str, Any]) -> dict[str, Any]:
     """Plumb the namespace; on failure undo what netavark did before it stopped."""
     try:
-        return _run(config_dir, "setup", netns_path, options)
+        status = _run(config_dir, "setup", netns_path, options)
     except BackendError:
         with contextlib.suppress(BackendError):
             teardown(config_dir, netns_path, options)
         raise
+    for info in options["network_info"].values():
+        _hairpin(info["network_interface"])
+    return status
+
+
+def _hairpin(bridge: str) -> None:
+    """Let a container reach its own published port through a host address.
+
+    With br_netfilter the DNATed packet is bridged straight back to the port it came from,
+    which a bridge only does in hairpin mode (Docker sets it too; netavark 1.4 does not).
+    """
+    for port in (Path("/sys/class/net") / bridge / "brif").glob("*/hairpin_mode"):
+        with contextlib.suppress(OSError):
+            if port.read_text().strip() != "1":
+                port.write_text("1")
 
 
 def teardown(config_dir: Path, netns_path: Path | None, options: dict[str, Any]) -> None:
@@ -104,17 +122,50 @@ def teardown(config_dir: Path, netns_path: Path | None, options: dict[str, Any])
 
 
 def replay_teardown(config_dir: Path, options: dict[str, Any]) -> None:
-    """Run netavark's teardown on a stand-in namespace with the interfaces it expects."""
-    stand_in = config_dir / "stand-in" / uuid.uuid4().hex[:12]
-    netns.create(stand_in)
-    try:
-        for i, per_net in enumerate(options["networks"].values()):
-            subprocess.run(["nsenter", f"--net={stand_in}", "ip", "link", "add",
-                            per_net["interface_name"], "type", "veth", "peer", "name",
-                            f"standin{i}"], check=True, capture_output=True)
-        _run(config_dir, "teardown", stand_in, options)
-    finally:
-        netns.remove(stand_in)
+    """Run netavark's teardown on a stand-in namespace with the interfaces it expects.
+
+    netavark 1.4 reports errors for steps a partial teardown already did (the DNS entries, the
+    bridge), so success is judged by what is left: the container's DNAT rules and DNS entries.
+    """
+    without_dns = {**options, "network_info": {
+        k: {**v, "dns_enabled": False} for k, v in options["network_info"].items()}}
+    error: BackendError | None = None
+    for attempt in (options, without_dns):
+        stand_in = config_dir.parent / "netns" / f".stand-in-{uuid.uuid4().hex[:12]}"
+        netns.create(stand_in)
+        try:
+            for i, per_net in enumerate(attempt["networks"].values()):
+                subprocess.run(["nsenter", f"--net={stand_in}", "ip", "link", "add",
+                                per_net["interface_name"], "type", "veth", "peer", "name",
+                                f"standin{i}"], check=True, capture_output=True)
+            _run(config_dir, "teardown", stand_in, attempt)
+            return
+        except BackendError as e:
+            error = e
+        finally:
+            netns.remove(stand_in)
+        left = leftovers(config_dir, options)
+        if not left:
+            return
+        error = BackendError(f"{error}; left behind: {', '.join(left)}")
+    assert error is not None
+    raise error
+
+
+def leftovers(config_dir: Path, options: dict[str, Any]) -> list[str]:
+    """What of a container's plumbing the host still has: DNAT rules and DNS entries."""
+    container_id = options["container_id"]
+    left = []
+    rules = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True,
+                           check=False).stdout
+    if f"id: {container_id}" in rules:
+        left.append("port forwarding rules")
+    for network_id in options["network_info"]:
+        entries = config_dir / "aardvark-dns" / network_id
+        with contextlib.suppress(OSError):
+            if container_id in entries.read_text():
+                left.append(f"DNS entries on network {network_id[:12]}")
+    return left
 
 
 def remove_bridge(config_dir: Path, network: Network, *, wait_s: float = 2.0) -> None:
@@ -127,6 +178,6 @@ def remove_bridge(config_dir: Path, network: Network, *, wait_s: float = 2.0) ->
         time.sleep(0.02)  # veths of just-deleted namespaces go away asynchronously
     replay_teardown(config_dir, {
         "container_id": uuid.uuid4().hex * 2, "container_name": "corral-network-rm",
-        "networks": {network.name: {"interface_name": "eth0"}},
-        "network_info": {network.name: network_info(network)},
+        "networks": {network.id: {"interface_name": "eth0"}},
+        "network_info": {network.id: network_info(network)},
     })

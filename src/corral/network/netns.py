@@ -107,3 +107,12 @@ def remove(path: Path) -> None:
         _check(result, f"umount {path}")
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
+
+
+def unmount_dir(directory: Path) -> None:
+    """Detach the shared mount `create` put on `directory` (for tests and `system reset`)."""
+    result = _libc.umount2(str(directory).encode(), _MNT_DETACH)
+    if result != 0 and ctypes.get_errno() not in (errno.EINVAL, errno.ENOENT):
+        _check(result, f"umount {directory}")
+    with contextlib.suppress(FileNotFoundError):
+        (directory / ".shared").unlink()
