@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import json
 import operator
 import os
+import socket
 import subprocess
 import sys
 import tempfile
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -232,3 +236,80 @@ def test_check_does_not_load_libseccomp() -> None:
             "print('libseccomp' in open('/proc/self/maps').read())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+class NotifData(ctypes.Structure):
+    _fields_ = (("nr", ctypes.c_int), ("arch", ctypes.c_uint32),
+                ("instruction_pointer", ctypes.c_uint64), ("args", ctypes.c_uint64 * 6))
+
+
+class Notif(ctypes.Structure):
+    _fields_ = (("id", ctypes.c_uint64), ("pid", ctypes.c_uint32), ("flags", ctypes.c_uint32),
+                ("data", NotifData))
+
+
+class NotifResp(ctypes.Structure):
+    _fields_ = (("id", ctypes.c_uint64), ("val", ctypes.c_int64), ("error", ctypes.c_int32),
+                ("flags", ctypes.c_uint32))
+
+
+def answer_one_notification(listener: int, errno_value: int) -> tuple[int, int]:
+    """Act as the seccomp agent for one syscall: refuse it with `errno_value`; (pid, nr) of it."""
+    lib = seccomp._libseccomp()
+    request, response = ctypes.POINTER(Notif)(), ctypes.POINTER(NotifResp)()
+    assert lib.seccomp_notify_alloc(ctypes.byref(request), ctypes.byref(response)) == 0
+    try:
+        assert lib.seccomp_notify_receive(listener, request) == 0
+        response.contents.id = request.contents.id
+        response.contents.val = 0
+        response.contents.error = -errno_value
+        response.contents.flags = 0
+        assert lib.seccomp_notify_respond(listener, response) == 0
+        return request.contents.pid, request.contents.data.nr
+    finally:
+        lib.seccomp_notify_free(request, response)
+
+
+def test_notify_fd_reaches_the_agent_which_answers_the_syscall(tmp_path: Path) -> None:
+    listener_path = str(tmp_path / "agent.sock")
+    config = profile(deny_mkdir(action="SCMP_ACT_NOTIFY"), listenerPath=listener_path,
+                     listenerMetadata="hello-agent")
+    state = {"ociVersion": "1.1.0", "id": "notify-test", "status": "creating", "pid": 0,
+             "bundle": "/nowhere"}
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as agent:
+        agent.bind(listener_path)
+        agent.listen(1)
+        agent.settimeout(10)
+        pid = os.fork()
+        if pid == 0:
+            code = 100
+            try:
+                fd = seccomp.load(config)
+                assert fd is not None
+                seccomp.send_listener(listener_path, fd, pid=os.getpid(), state=state,
+                                      metadata=config["listenerMetadata"])
+                os.close(fd)
+                code = mkdir_errno()
+            finally:
+                os._exit(code)
+        try:
+            connection, _ = agent.accept()
+            with connection:
+                payload, fds, _flags, _addr = socket.recv_fds(connection, 65536, 1)
+            assert len(fds) == 1
+            caller, number = answer_one_notification(fds[0], errno.ENOMSG)
+            os.close(fds[0])
+        finally:
+            _, status = os.waitpid(pid, 0)
+    assert json.loads(payload) == {"ociVersion": "1.1.0", "fds": ["seccompFd"], "pid": pid,
+                                   "metadata": "hello-agent", "state": state}
+    assert caller == pid
+    lib = seccomp._libseccomp()
+    assert number in (lib.seccomp_syscall_resolve_name(b"mkdir"),
+                      lib.seccomp_syscall_resolve_name(b"mkdirat"))
+    assert os.waitstatus_to_exitcode(status) == errno.ENOMSG
+
+
+def test_send_listener_names_a_missing_agent(tmp_path: Path) -> None:
+    with pytest.raises(SeccompError, match=r"listenerPath .*agent\.sock: No such file"):
+        seccomp.send_listener(str(tmp_path / "agent.sock"), 0, pid=1, state={})

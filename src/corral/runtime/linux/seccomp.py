@@ -14,7 +14,8 @@ a seccomp section.
 Call order (the core's job): `check()` during validation; in the container's init, `load()` as
 late as possible before execve: while still holding CAP_SYS_ADMIN when noNewPrivileges is false,
 after prctl(PR_SET_NO_NEW_PRIVS) when it is true. `load()` returns the notify listener fd when a
-rule uses SCMP_ACT_NOTIFY (the core sends it to `listenerPath`), else None.
+rule uses SCMP_ACT_NOTIFY, else None; the init hands that fd to the runtime's main process (the
+listener socket is a host path), which passes it on with `send_listener()`.
 """
 
 from __future__ import annotations
@@ -310,3 +311,23 @@ def _set_flags(lib: ctypes.CDLL, ctx: int, flags: Sequence[str]) -> None:
             raise SeccompError(f"seccomp: flag {flag} is not supported by libseccomp/kernel (API {api})")
         if attr is not None:
             _check_rc(lib.seccomp_attr_set(ctx, attr, 1), f"setting flag {flag}")
+
+
+def send_listener(listener_path: str, fd: int, *, pid: int, state: Mapping[str, Any],
+                  metadata: str = "") -> None:
+    """Send the notify fd to the seccomp agent at `listenerPath` (runtime-spec config-linux.md).
+
+    One SCM_RIGHTS message carrying the fd, with the containerProcessState JSON as payload.
+    """
+    import json
+    import socket
+
+    message = {"ociVersion": state.get("ociVersion", "1.0.2"), "fds": ["seccompFd"], "pid": pid,
+               "metadata": metadata, "state": dict(state)}
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as agent:
+            agent.connect(listener_path)
+            socket.send_fds(agent, [json.dumps(message).encode()], [fd])
+    except OSError as err:
+        raise SeccompError(f"seccomp: sending the notify fd to listenerPath {listener_path}: "
+                           f"{err.strerror or err}") from None
