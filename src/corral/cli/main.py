@@ -18,6 +18,14 @@ from corral.errors import CorralError, exit_code
 COMMANDS: dict[str, str] = {
     "network": "corral.cli.network:network",
     "port": "corral.cli.network:port",
+    "images": "corral.cli.image:images",
+    "image": "corral.cli.image:image",
+    "rmi": "corral.cli.image:rmi",
+    "tag": "corral.cli.image:tag",
+    "history": "corral.cli.image:history",
+    "save": "corral.cli.image:save",
+    "load": "corral.cli.image:load",
+    "import": "corral.cli.image:import_",
 }
 
 

@@ -18,7 +18,7 @@ import io
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from corral.errors import InvalidArgument
 from corral.images import manifest as mf
@@ -26,9 +26,21 @@ from corral.images.transports.base import ImageDestination, ImageSource
 from corral.store.content import DigestMismatch, VerifyingReader
 from corral.store.streams import Reader
 
-# progress(event, descriptor, n): event is "start" (n = size), "advance" (n = bytes since last
-# call), "skip" (already present), "done".
-Progress = Callable[[str, mf.Descriptor, int], None]
+
+class Progress(Protocol):
+    """What copy() reports to (corral.images.registry.progress.Progress has this shape)."""
+
+    def start(self, short_id: str, action: str, total: int | None) -> Callable[[int], None]: ...
+
+    def done(self, short_id: str, status: str) -> None: ...
+
+
+class _NoProgress:
+    def start(self, short_id: str, action: str, total: int | None) -> Callable[[int], None]:
+        return lambda n: None
+
+    def done(self, short_id: str, status: str) -> None:
+        pass
 
 _MAX_CONFIG = 8 << 20
 _MAX_MANIFEST = 4 << 20
@@ -44,15 +56,24 @@ class CopyResult:
 
 
 class _ProgressReader(VerifyingReader):
-    def __init__(self, raw: Reader, desc: mf.Descriptor, what: str, progress: Progress) -> None:
-        super().__init__(raw, desc.digest, desc.size, what)
-        self.desc = desc
-        self.progress = progress
+    """Verifies (unless the source already does) and reports bytes read."""
+
+    def __init__(self, raw: Reader, desc: mf.Descriptor, advance: Callable[[int], None],
+                 verify: bool) -> None:
+        super().__init__(raw, desc.digest if verify else None, desc.size if verify else None,
+                         f"layer {desc.digest}")
+        self.verify = verify
+        self.advance = advance
 
     def read(self, n: int = -1) -> bytes:
-        data = super().read(n)
+        if self.verify:
+            data = super().read(n)
+        else:
+            data = self.raw.read(n)
+            if not data:
+                self.done = True
         if data:
-            self.progress("advance", self.desc, len(data))
+            self.advance(len(data))
         return data
 
 
@@ -86,6 +107,7 @@ def read_blob(src: ImageSource, desc: mf.Descriptor, what: str, limit: int) -> b
 
 def copy(src: ImageSource, dst: ImageDestination, *, platform: mf.Platform | None = None,
          names: Sequence[str] = (), progress: Progress | None = None,
+         words: tuple[str, str, str] = ("Copying blob", "Done", "Already exists"),
          parallel: int = 4) -> CopyResult:
     """Copy one image from `src` to `dst`; returns what was written. See the module docstring."""
     raw, media_type, manifest = read_manifest(src, platform)
@@ -102,22 +124,29 @@ def copy(src: ImageSource, dst: ImageDestination, *, platform: mf.Platform | Non
         media_type = manifest.media_type
         raw = manifest.to_bytes()
     dst.prepare(manifest, config)
-    report = progress or (lambda event, desc, n: None)
+    report = progress or _NoProgress()
+    action, finished, skipped = words
 
     if not dst.has_blob(manifest.config, layer_index=None):
         dst.put_blob(manifest.config, VerifyingReader(io.BytesIO(config_raw), manifest.config.digest,
-                                                      manifest.config.size), layer_index=None)
+                                                      manifest.config.size), layer_index=None,
+                     reopen=lambda: io.BytesIO(config_raw))
 
     def one_layer(i: int) -> None:
         desc = manifest.layers[i]
+        short = desc.digest[7:19]
         if dst.has_blob(desc, layer_index=i):
-            report("skip", desc, desc.size)
+            report.done(short, skipped)
             return
-        report("start", desc, desc.size)
-        with _ProgressReader(src.get_blob(desc), desc, f"layer {desc.digest}", report) as stream:
-            dst.put_blob(desc, stream, layer_index=i)
+        advance = report.start(short, action, desc.size)
+
+        def reopen() -> _ProgressReader:
+            return _ProgressReader(src.get_blob(desc), desc, advance, not src.verifies_blobs)
+
+        with reopen() as stream:
+            dst.put_blob(desc, stream, layer_index=i, reopen=reopen)
             stream.drain()
-        report("done", desc, desc.size)
+        report.done(short, finished)
 
     indexes = range(len(manifest.layers))
     if dst.parallel_layers and parallel > 1 and len(manifest.layers) > 1:

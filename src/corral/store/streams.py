@@ -7,7 +7,8 @@ zlib's speed), zstd the `zstandard` package; both are imported only when a layer
 
 from __future__ import annotations
 
-from typing import IO, Protocol, cast
+import io
+from typing import IO, Any, Protocol, cast
 
 from corral.errors import InvalidArgument
 
@@ -84,6 +85,24 @@ class PeekReader:
         return True
 
 
+class _RawAdapter(io.RawIOBase):
+    """A `Reader` as the file object decompressors expect (readinto, readable)."""
+
+    def __init__(self, raw: Reader) -> None:
+        self.raw = raw
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        data = self.raw.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
+    def read(self, n: int = -1) -> bytes:
+        return self.raw.read(n)
+
+
 def detect_compression(head: bytes) -> str:
     if head.startswith(_GZIP_MAGIC):
         return "gzip"
@@ -106,21 +125,21 @@ def decompress(raw: Reader, compression: str) -> Reader:
         except ImportError:  # pragma: no cover - isal is a dependency; stdlib as a fallback
             import gzip
 
-            return gzip.GzipFile(fileobj=cast("gzip._ReadableFileobj", raw), mode="rb")
-        return cast(Reader, igzip_threaded.open(raw, "rb", threads=1))  # type: ignore[no-untyped-call]
+            return gzip.GzipFile(fileobj=_RawAdapter(raw), mode="rb")
+        return cast(Reader, igzip_threaded.open(_RawAdapter(raw), "rb", threads=1))  # type: ignore[no-untyped-call]
     if compression == "zstd":
         import zstandard
 
         return zstandard.ZstdDecompressor().stream_reader(
-            cast(IO[bytes], raw), read_across_frames=True, closefd=False)
+            cast(IO[bytes], _RawAdapter(raw)), read_across_frames=True, closefd=False)
     if compression == "bzip2":
         import bz2
 
-        return bz2.BZ2File(cast("bz2._ReadableFileobj", raw))
+        return bz2.BZ2File(_RawAdapter(raw))
     if compression == "xz":
         import lzma
 
-        return lzma.LZMAFile(cast("lzma._PathOrFile", raw))
+        return lzma.LZMAFile(cast(IO[bytes], _RawAdapter(raw)))
     raise InvalidArgument(f"unsupported compression {compression!r}")
 
 

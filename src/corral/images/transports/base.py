@@ -16,7 +16,7 @@ Ownership: the caller opens a transport, runs one or more copies, commits, close
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -28,6 +28,9 @@ class ImageSource:
     """Where an image is read from. Subclasses implement `get_manifest` and `get_blob`."""
 
     reference = ""  # for messages: "docker://registry:5000/app:v1", "oci:/tmp/dir:tag"
+    # True if get_blob's streams check size and digest themselves (raising at EOF), so copy()
+    # does not hash them a second time (the registry client's BlobStream does).
+    verifies_blobs = False
 
     def get_manifest(self, digest: str | None = None) -> tuple[bytes, str]:
         """The raw manifest or index and its media type ('' if the transport does not say).
@@ -66,8 +69,11 @@ class ImageDestination:
         """Already have this blob (the config if `layer_index` is None)? Then copy skips it."""
         return False
 
-    def put_blob(self, desc: Descriptor, stream: Reader, *, layer_index: int | None) -> None:
-        """Store one blob, read from `stream` to EOF before making anything visible."""
+    def put_blob(self, desc: Descriptor, stream: Reader, *, layer_index: int | None,
+                 reopen: Callable[[], Reader] | None = None) -> None:
+        """Store one blob, read from `stream` to EOF before making anything visible.
+
+        `reopen()` gives a fresh stream of the same blob from byte 0 (to restart an upload)."""
         raise NotImplementedError
 
     def put_manifest(self, raw: bytes, media_type: str, *, names: Sequence[str] = ()) -> None:

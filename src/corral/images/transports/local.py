@@ -9,7 +9,7 @@ killed at any point leaves only unreferenced temp files, removed by the next gc.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from corral.errors import InvalidArgument
@@ -60,7 +60,8 @@ class LocalDestination(ImageDestination):
             return False
         return layer_index is None or self.service.driver.exists(self.chain_ids[layer_index])
 
-    def put_blob(self, desc: mf.Descriptor, stream: Reader, *, layer_index: int | None) -> None:
+    def put_blob(self, desc: mf.Descriptor, stream: Reader, *, layer_index: int | None,
+                 reopen: Callable[[], Reader] | None = None) -> None:
         content = self.service.content
         if layer_index is None:
             with content.ingest(desc.digest, desc.size) as ingest:
