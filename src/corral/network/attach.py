@@ -356,3 +356,31 @@ def disconnect(conn: sqlite3.Connection, paths: Paths, container_id: str, name: 
         schema.delete_endpoint(conn, container_id, network.id)
     if row["live"] is not None:
         _write_files(conn, plan(conn, paths, container_id))
+
+
+def network_settings(conn: sqlite3.Connection, container_id: str) -> dict[str, Any]:
+    """`inspect`'s NetworkSettings as Docker shows it (Networks, Ports, the primary address)."""
+    schema.migrate(conn)
+    eps = endpoints(conn, container_id)
+    ports_doc: dict[str, list[dict[str, str]]] = {}
+    for m in published(conn, container_id):
+        for i in range(m.count):
+            ports_doc.setdefault(f"{m.container_port + i}/{m.protocol}", []).append(
+                {"HostIp": m.host_ip or "0.0.0.0", "HostPort": str(m.host_port + i)})
+    nets = {
+        e.network.name: {
+            "IPAMConfig": None, "Links": None, "Aliases": list(e.aliases) or None,
+            "NetworkID": e.network.id, "EndpointID": "", "Gateway": e.network.gateway,
+            "IPAddress": e.ip, "IPPrefixLen": int(e.network.subnet.split("/")[1]),
+            "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+            "MacAddress": e.mac,
+        } for e in eps}
+    primary = next((e for e in eps if e.network.name == DEFAULT_NETWORK), None)
+    return {
+        "Networks": nets, "Ports": ports_doc,
+        "IPAddress": primary.ip if primary else "",
+        "IPPrefixLen": int(primary.network.subnet.split("/")[1]) if primary else 0,
+        "Gateway": primary.network.gateway if primary else "",
+        "MacAddress": primary.mac if primary else "",
+        "SandboxKey": (schema.container(conn, container_id) or {"netns": ""})["netns"] or "",
+    }
