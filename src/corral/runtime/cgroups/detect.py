@@ -12,30 +12,42 @@ own cgroup in it: relative cgroupsPaths are resolved against that, as runc does.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 UNIFIED = ""  # key of the cgroup2 hierarchy, as in runc's paths map
 
 
-@dataclass(frozen=True)
 class Hierarchy:
-    key: str                       # "memory", "cpu,cpuacct", "name=systemd"; UNIFIED for cgroup2
-    mountpoint: str                # /sys/fs/cgroup/memory
-    controllers: tuple[str, ...]   # v1: the mount's subsystems; v2: cgroup.controllers of its root
-    own: str                       # this process's cgroup, relative to the mount ("/" at the top)
+    """One mounted cgroup hierarchy. (Plain classes, not dataclasses: this is on every
+    `create`'s import path and a dataclass costs a millisecond to define.)"""
+
+    __slots__ = ("controllers", "key", "mountpoint", "own")
+
+    def __init__(self, key: str, mountpoint: str, controllers: tuple[str, ...], own: str) -> None:
+        self.key = key                   # "memory", "cpu,cpuacct", "name=systemd"; UNIFIED for v2
+        self.mountpoint = mountpoint     # /sys/fs/cgroup/memory
+        self.controllers = controllers   # v1: the mount's subsystems; v2: the root's controllers
+        self.own = own                   # this process's cgroup, relative to the mount ("/" top)
+
+    def __repr__(self) -> str:
+        return f"Hierarchy({self.key!r}, {self.mountpoint!r}, {self.controllers!r}, {self.own!r})"
 
     def directory(self, inner: str) -> str:
         """The directory of cgroup `inner` ("/a/b", relative to the hierarchy's root)."""
         return os.path.join(self.mountpoint, inner.lstrip("/")).rstrip("/")
 
 
-@dataclass(frozen=True)
 class Layout:
-    v1: tuple[Hierarchy, ...]
-    unified: Hierarchy | None
+    """Every cgroup hierarchy of the host: the v1 ones and the cgroup2 one (if mounted)."""
+
+    __slots__ = ("unified", "v1")
+
+    def __init__(self, v1: tuple[Hierarchy, ...], unified: Hierarchy | None) -> None:
+        self.v1 = v1
+        self.unified = unified
 
     @property
     def mode(self) -> str:
+        """"v1", "v2" or "hybrid"."""
         if not self.v1:
             return "v2"
         return "hybrid" if self.unified is not None else "v1"
