@@ -1,0 +1,247 @@
+"""OCI bundles and runtime drivers for the black-box runtime tests.
+
+Every conformance test builds one bundle (a busybox root filesystem + a config.json that starts
+from `runc spec`) and runs it through each runtime the same way a user or conmon would: the
+runtime's binary with its own `--root`. The tests then assert what the container saw, with the
+same expectations for corral-runtime, crun and runc.
+"""
+
+from __future__ import annotations
+
+import copy
+import fcntl
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import corral_bin
+
+# The runtimes every conformance test runs against; scripts/setup installs all of them.
+RUNTIMES = ("crun", "runc")
+
+RUN_TIMEOUT = 60
+
+
+def runtime_binary(name: str) -> str:
+    """The binary of a runtime; a missing one fails the test (scripts/setup installs all)."""
+    if name == "corral-runtime":
+        return corral_bin(name)
+    found = shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is not on PATH: run scripts/setup")
+    return found
+
+
+def runc_spec() -> dict[str, Any]:
+    """runc's default config.json (`runc spec` writes it into the current directory)."""
+    scratch = Path(f"/tmp/corral-spec-{uuid.uuid4().hex}")
+    scratch.mkdir()
+    try:
+        subprocess.run([runtime_binary("runc"), "spec"], cwd=scratch, check=True)
+        spec: dict[str, Any] = json.loads((scratch / "config.json").read_text())
+        return spec
+    finally:
+        shutil.rmtree(scratch)
+
+
+@dataclass
+class Bundle:
+    """A bundle directory and its config.json, edited in memory and written before each use."""
+
+    path: Path
+    config: dict[str, Any]
+
+    @property
+    def process(self) -> dict[str, Any]:
+        process: dict[str, Any] = self.config["process"]
+        return process
+
+    @property
+    def linux(self) -> dict[str, Any]:
+        linux: dict[str, Any] = self.config["linux"]
+        return linux
+
+    def write(self) -> None:
+        (self.path / "config.json").write_text(json.dumps(self.config, indent=2))
+
+    def add_mount(self, destination: str, type_: str, source: str, options: Sequence[str]) -> None:
+        self.config["mounts"].append(
+            {"destination": destination, "type": type_, "source": source, "options": list(options)}
+        )
+
+
+def make_bundle(
+    directory: Path, base: dict[str, Any], rootfs: Path, args: Sequence[str]
+) -> Bundle:
+    """A bundle in `directory` running `args` in `rootfs` (non-terminal, like `runc spec`)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    config = copy.deepcopy(base)
+    config["root"] = {"path": str(rootfs), "readonly": True}
+    config["process"]["terminal"] = False
+    config["process"]["args"] = list(args)
+    bundle = Bundle(directory, config)
+    bundle.write()
+    return bundle
+
+
+def private_rootfs(pristine: Path, dest: Path) -> Path:
+    """A writable copy of the busybox tree (symlinks kept, the binary hard-linked: read-only)."""
+    shutil.copytree(pristine, dest, symlinks=True, copy_function=os.link)
+    return dest
+
+
+@dataclass
+class Runtime:
+    """One OCI runtime binary with a private state root; remembers the ids it was given."""
+
+    name: str
+    binary: str
+    root: Path
+    ids: list[str] = field(default_factory=list)
+
+    def new_id(self) -> str:
+        cid = f"cf-{self.name[:5]}-{uuid.uuid4().hex[:12]}"
+        self.ids.append(cid)
+        return cid
+
+    def argv(self, *args: str) -> list[str]:
+        return [self.binary, "--root", str(self.root), *args]
+
+    def __call__(
+        self, *args: str, timeout: float = RUN_TIMEOUT, **kwargs: Any
+    ) -> subprocess.CompletedProcess[str]:
+        kwargs.setdefault("capture_output", True)
+        return subprocess.run(self.argv(*args), text=True, timeout=timeout, check=False, **kwargs)
+
+    def ok(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        """Run a verb that must succeed; the failure shows the runtime's own message."""
+        result = self(*args, **kwargs)
+        assert result.returncode == 0, (
+            f"{self.name} {' '.join(args)} exited {result.returncode}: {result.stderr.strip()}"
+        )
+        return result
+
+    def run(self, bundle: Bundle, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        """`run` the bundle in the foreground; returns the container's output and exit code."""
+        bundle.write()
+        return self("run", "--bundle", str(bundle.path), self.new_id(), **kwargs)
+
+    def create(self, bundle: Bundle, *extra: str) -> str:
+        bundle.write()
+        cid = self.new_id()
+        # create's stdio becomes the container's: a file, not a pipe, so that a long-running
+        # container does not keep our read end waiting for EOF.
+        with tempfile.TemporaryFile("w+") as err:
+            result = self("create", "--bundle", str(bundle.path), *extra, cid,
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                          capture_output=False)
+            err.seek(0)
+            assert result.returncode == 0, f"{self.name} create exited {result.returncode}: {err.read()}"
+        return cid
+
+    def state(self, cid: str) -> dict[str, Any]:
+        state: dict[str, Any] = json.loads(self.ok("state", cid).stdout)
+        return state
+
+    def wait_status(self, cid: str, status: str, timeout: float = 10.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.state(cid)
+            if state["status"] == status or time.monotonic() > deadline:
+                assert state["status"] == status, f"{self.name}: {cid} stayed {state['status']}"
+                return state
+            time.sleep(0.02)
+
+    def cleanup(self) -> None:
+        """Force-delete every container this driver made (after a failed test too)."""
+        for cid in self.ids:
+            if (self.root / cid).exists():
+                self("delete", "--force", cid)
+
+
+@dataclass
+class ConsoleSocket:
+    """The receiving end of `--console-socket`, as conmon implements it: a listening unix socket
+    that gets the pty master as SCM_RIGHTS ancillary data."""
+
+    path: Path
+    listener: socket.socket
+
+    @classmethod
+    def listen(cls, path: Path) -> ConsoleSocket:
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(path))
+        listener.listen(1)
+        listener.settimeout(RUN_TIMEOUT)
+        return cls(path, listener)
+
+    def receive_master(self) -> int:
+        conn, _ = self.listener.accept()
+        with conn:
+            _msg, fds, _flags, _addr = socket.recv_fds(conn, 4096, 4)
+        assert len(fds) == 1, f"expected one fd over the console socket, got {fds}"
+        return fds[0]
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def read_until_eof(fd: int, timeout: float = RUN_TIMEOUT) -> bytes:
+    """Everything the pty slave side wrote, up to the hang-up (EIO) when it closes."""
+    import select
+
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: every slave fd is closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def hugetlb_as_v1() -> None:
+    """Move hugetlb from cgroup2 to its own v1 hierarchy, once per machine.
+
+    crun 1.8 refuses this machine's hybrid layout while any controller is on cgroup2
+    (HOST-NOTES.md). Idempotent and safe between pytest-xdist workers (a file lock).
+    """
+    with open("/run/lock/corral-tests-hugetlb.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        controllers = Path("/sys/fs/cgroup/unified/cgroup.controllers")
+        if not controllers.exists() or "hugetlb" not in controllers.read_text().split():
+            return
+        target = Path("/sys/fs/cgroup/hugetlb")
+        target.mkdir(exist_ok=True)
+        subprocess.run(["mount", "-t", "cgroup", "-o", "hugetlb", "cgroup", str(target)],
+                       check=True)
+
+
+def host_namespaces() -> dict[str, str]:
+    return {ns: os.readlink(f"/proc/self/ns/{ns}") for ns in os.listdir("/proc/self/ns")}
+
+
+def runtime_driver(name: str, root: Path) -> Iterator[Runtime]:
+    """A fixture body: the driver, then a forced clean-up of what the test left."""
+    runtime = Runtime(name, runtime_binary(name), root)
+    try:
+        yield runtime
+    finally:
+        runtime.cleanup()

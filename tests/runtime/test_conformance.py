@@ -1,0 +1,673 @@
+"""corral-runtime as a drop-in for runc and crun: the same bundle through each, the same checks.
+
+Each test edits a `runc spec` config, runs it through every runtime in RUNTIMES, and asserts what
+the container itself observed (or what a caller of the runtime sees: exit codes, `state`, the
+console socket). The expectations are one set for all runtimes: where runc and crun agree, that is
+the behaviour corral-runtime must have.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.runtime.bundles import (
+    RUNTIMES,
+    Bundle,
+    ConsoleSocket,
+    Runtime,
+    host_namespaces,
+    hugetlb_as_v1,
+    make_bundle,
+    private_rootfs,
+    read_until_eof,
+    runc_spec,
+    runtime_driver,
+)
+
+# Capability numbers (linux/capability.h) for the names these tests use.
+CAPS = {"CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_FOWNER": 3, "CAP_KILL": 5, "CAP_SETGID": 6,
+        "CAP_SETUID": 7, "CAP_NET_BIND_SERVICE": 10, "CAP_NET_RAW": 13, "CAP_SYS_CHROOT": 18,
+        "CAP_AUDIT_WRITE": 29}
+
+
+def cap_mask(*names: str) -> str:
+    """The 16-hex-digit form /proc/self/status uses for a capability set."""
+    return f"{sum(1 << CAPS[n] for n in names):016x}"
+
+
+@pytest.fixture(scope="session")
+def base_config() -> dict[str, Any]:
+    hugetlb_as_v1()
+    return runc_spec()
+
+
+@pytest.fixture(scope="session")
+def shared_rootfs(busybox_rootfs: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One read-only busybox root for the tests that write nothing into it."""
+    return private_rootfs(busybox_rootfs, tmp_path_factory.mktemp("shared") / "rootfs")
+
+
+@pytest.fixture(scope="session")
+def state_roots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("state")
+
+
+@pytest.fixture(params=RUNTIMES)
+def runtime(request: pytest.FixtureRequest, state_roots: Path) -> Iterator[Runtime]:
+    yield from runtime_driver(request.param, state_roots / request.param)
+
+
+@pytest.fixture
+def bundle(tmp_path: Path, base_config: dict[str, Any], shared_rootfs: Path) -> Bundle:
+    """A bundle running `true`; tests set the args and edit the config before running it."""
+    return make_bundle(tmp_path / "bundle", base_config, shared_rootfs, ["true"])
+
+
+def sh(bundle: Bundle, script: str) -> Bundle:
+    bundle.process["args"] = ["sh", "-c", script]
+    return bundle
+
+
+def output(runtime: Runtime, bundle: Bundle) -> str:
+    """The container's stdout; the run must exit 0."""
+    result = runtime.run(bundle)
+    assert result.returncode == 0, (
+        f"{runtime.name} run exited {result.returncode}: {result.stderr.strip()}"
+    )
+    return result.stdout
+
+
+def status_fields(text: str) -> dict[str, str]:
+    fields = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        fields[key] = value.strip()
+    return fields
+
+
+# --- identity: namespaces, hostname, users -----------------------------------------------------
+
+
+def test_namespaces_are_new_and_pid_is_1(runtime: Runtime, bundle: Bundle) -> None:
+    kinds = ("pid", "net", "ipc", "uts", "mnt", "cgroup", "user")
+    sh(bundle, "echo $$; for ns in " + " ".join(kinds) + "; do echo $ns=$(readlink /proc/self/ns/$ns); done")
+    bundle.linux["namespaces"].append({"type": "cgroup"})
+    lines = output(runtime, bundle).split()
+    assert lines[0] == "1"
+    seen = dict(line.split("=", 1) for line in lines[1:])
+    host = host_namespaces()
+    for kind in ("pid", "net", "ipc", "uts", "mnt", "cgroup"):
+        assert seen[kind] != host[kind], f"{kind} namespace is the host's"
+        assert seen[kind].startswith(f"{kind}:[")
+    assert seen["user"] == host["user"], "no user namespace was asked for"
+
+
+@pytest.fixture
+def open_rootfs(busybox_rootfs: Path) -> Iterator[Path]:
+    """A rootfs copy on a path every uid can traverse (pytest's own temp dirs are 0700), for
+    containers whose root is not the host's root."""
+    parent = Path(tempfile.mkdtemp(prefix="corral-conformance-", dir="/tmp"))
+    try:
+        parent.chmod(0o755)
+        yield private_rootfs(busybox_rootfs, parent / "rootfs")
+    finally:
+        shutil.rmtree(parent)
+
+
+def test_user_namespace_with_id_mappings(runtime: Runtime, bundle: Bundle, open_rootfs: Path) -> None:
+    bundle.config["root"]["path"] = str(open_rootfs)
+    bundle.linux["namespaces"].append({"type": "user"})
+    bundle.linux["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    bundle.linux["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+    sh(bundle, "cat /proc/self/uid_map /proc/self/gid_map; id; stat -c %u:%g /bin/busybox;"
+               " readlink /proc/self/ns/user; sleep 0.5 & echo sleeper=$!; wait")
+    out = output(runtime, bundle).splitlines()
+    assert out[0].split() == ["0", "100000", "65536"]
+    assert out[1].split() == ["0", "200000", "65536"]
+    assert out[2] == "uid=0(root) gid=0(root)"
+    assert out[3] == "65534:65534"  # the host's root is not mapped: it shows as the overflow id
+    assert out[4] != host_namespaces()["user"]
+
+
+def test_joins_a_namespace_by_path(runtime: Runtime, bundle: Bundle) -> None:
+    holder = subprocess.Popen(
+        ["unshare", "--uts", "sh", "-c", "hostname joined-uts; echo ready; exec sleep 60"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "ready\n"
+        path = f"/proc/{holder.pid}/ns/uts"
+        sh(bundle, "hostname; readlink /proc/self/ns/uts")
+        bundle.config.pop("hostname", None)
+        for ns in bundle.linux["namespaces"]:
+            if ns["type"] == "uts":
+                ns["path"] = path
+        name, link = output(runtime, bundle).split()
+        assert name == "joined-uts"
+        assert link == os.readlink(path)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_hostname(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.config["hostname"] = "conformance-host"
+    sh(bundle, "hostname; cat /proc/sys/kernel/hostname")
+    assert output(runtime, bundle).split() == ["conformance-host"] * 2
+
+
+@pytest.mark.parametrize("runtime", [r for r in RUNTIMES if r != "runc"], indirect=True)
+def test_domainname(runtime: Runtime, bundle: Bundle) -> None:
+    # runtime-spec 1.1's `domainname`; runc 1.1 predates it and ignores the field.
+    bundle.config["domainname"] = "example.test"
+    bundle.process["args"] = ["cat", "/proc/sys/kernel/domainname"]
+    assert output(runtime, bundle) == "example.test\n"
+
+
+def test_user_groups_and_umask(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.process["user"] = {"uid": 1000, "gid": 1001, "additionalGids": [10, 20], "umask": 0o027}
+    sh(bundle, "id; umask; grep -E '^(Uid|Gid|Groups):' /proc/self/status")
+    lines = output(runtime, bundle).splitlines()
+    assert lines[0] == "uid=1000 gid=1001 groups=10,20"
+    assert lines[1] == "0027"
+    fields = status_fields("\n".join(lines[2:]))
+    assert fields["Uid"].split() == ["1000"] * 4
+    assert fields["Gid"].split() == ["1001"] * 4
+    assert fields["Groups"].split() == ["10", "20"]
+
+
+def test_env_and_cwd(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.process["env"] = ["PATH=/bin:/usr/bin", "GREETING=hello world", "EMPTY="]
+    bundle.process["cwd"] = "/etc"
+    sh(bundle, 'pwd; echo "$GREETING"; env | sort')
+    lines = output(runtime, bundle).splitlines()
+    assert lines[:2] == ["/etc", "hello world"]
+    env = set(lines[2:])
+    assert {"GREETING=hello world", "EMPTY=", "PATH=/bin:/usr/bin"} <= env
+
+
+# --- privileges: capabilities, no_new_privs, rlimits, seccomp ----------------------------------
+
+
+def test_capability_sets_of_root(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.process["capabilities"] = {
+        "bounding": ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_SETUID", "CAP_AUDIT_WRITE"],
+        "permitted": ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+        "effective": ["CAP_CHOWN", "CAP_KILL"],
+        "inheritable": ["CAP_KILL", "CAP_NET_BIND_SERVICE"],
+        "ambient": ["CAP_KILL"],
+    }
+    sh(bundle, "grep -E '^Cap' /proc/self/status")
+    caps = status_fields(output(runtime, bundle))
+    bounding = cap_mask("CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_SETUID", "CAP_AUDIT_WRITE")
+    # execve as root would raise permitted to the whole bounding set (capabilities(7)), but
+    # noNewPrivileges (on in `runc spec`) clamps it to what the process held before execve.
+    assert bundle.process["noNewPrivileges"] is True
+    assert caps == {
+        "CapInh": cap_mask("CAP_KILL", "CAP_NET_BIND_SERVICE"),
+        "CapPrm": cap_mask("CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"),
+        "CapEff": cap_mask("CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"),
+        "CapBnd": bounding,
+        "CapAmb": cap_mask("CAP_KILL"),
+    }
+
+
+def test_capability_sets_of_a_user_come_from_ambient(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.process["user"] = {"uid": 1000, "gid": 1000}
+    bundle.process["capabilities"] = {
+        "bounding": ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW"],
+        "permitted": ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+        "effective": ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+        "inheritable": ["CAP_KILL", "CAP_NET_BIND_SERVICE"],
+        "ambient": ["CAP_NET_BIND_SERVICE"],
+    }
+    sh(bundle, "grep -E '^Cap' /proc/self/status; nc -l -p 80 -w 1 & sleep 0.2; netstat -ltn")
+    out = output(runtime, bundle)
+    caps = status_fields("\n".join(line for line in out.splitlines() if line.startswith("Cap")))
+    assert caps == {
+        "CapInh": cap_mask("CAP_KILL", "CAP_NET_BIND_SERVICE"),
+        "CapPrm": cap_mask("CAP_NET_BIND_SERVICE"),
+        "CapEff": cap_mask("CAP_NET_BIND_SERVICE"),
+        "CapBnd": cap_mask("CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW"),
+        "CapAmb": cap_mask("CAP_NET_BIND_SERVICE"),
+    }
+    assert re.search(r":80\s.*LISTEN", out), "uid 1000 could not bind port 80 with the ambient cap"
+
+
+@pytest.mark.parametrize("no_new_privs", [True, False])
+def test_no_new_privileges(runtime: Runtime, bundle: Bundle, no_new_privs: bool) -> None:
+    bundle.process["noNewPrivileges"] = no_new_privs
+    sh(bundle, "grep NoNewPrivs /proc/self/status")
+    assert status_fields(output(runtime, bundle))["NoNewPrivs"] == str(int(no_new_privs))
+
+
+def test_rlimits_and_oom_score_adj(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.process["rlimits"] = [
+        {"type": "RLIMIT_NOFILE", "soft": 1000, "hard": 2000},
+        {"type": "RLIMIT_NPROC", "soft": 300, "hard": 400},
+        {"type": "RLIMIT_CORE", "soft": 0, "hard": 0},
+    ]
+    bundle.process["oomScoreAdj"] = 123
+    sh(bundle, "ulimit -n; ulimit -Hn; ulimit -u; ulimit -Hu; ulimit -c; cat /proc/self/oom_score_adj")
+    assert output(runtime, bundle).split() == ["1000", "2000", "300", "400", "0", "123"]
+
+
+def seccomp(*rules: dict[str, Any]) -> dict[str, Any]:
+    return {"defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": list(rules)}
+
+
+def test_seccomp_errno_is_the_configured_one(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.linux["seccomp"] = seccomp(
+        {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 122},
+        {"names": ["rmdir"], "action": "SCMP_ACT_ERRNO"},
+    )
+    sh(bundle, "mkdir /tmp/a; echo mkdir=$?; rmdir /tmp; echo rmdir=$?; echo still-running")
+    result = runtime.run(bundle)
+    assert result.returncode == 0, result.stderr
+    assert "mkdir: can't create directory '/tmp/a': Disk quota exceeded" in result.stderr
+    assert "rmdir: '/tmp': Operation not permitted" in result.stderr  # default errno: EPERM
+    assert result.stdout.split() == ["mkdir=1", "rmdir=1", "still-running"]
+
+
+def test_seccomp_argument_comparison(runtime: Runtime, bundle: Bundle) -> None:
+    # chmod(path, 0700) is refused, any other mode allowed.
+    bundle.linux["seccomp"] = seccomp(
+        {"names": ["chmod", "fchmodat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
+         "args": [{"index": 1, "value": 0o700, "op": "SCMP_CMP_EQ"}]},
+    )
+    bundle.add_mount("/tmp", "tmpfs", "tmpfs", ["nosuid", "nodev", "mode=1777"])
+    sh(bundle, "mkdir /tmp/d; chmod 700 /tmp/d; echo a=$?; chmod 755 /tmp/d; echo b=$?")
+    result = runtime.run(bundle)
+    assert result.stdout.split() == ["a=1", "b=0"], result.stderr
+    assert "Operation not permitted" in result.stderr
+
+
+def test_seccomp_kill_process(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.linux["seccomp"] = seccomp({"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_KILL_PROCESS"})
+    bundle.process["args"] = ["mkdir", "/tmp/x"]
+    assert runtime.run(bundle).returncode == 128 + signal.SIGSYS
+
+
+def test_seccomp_default_errno_with_an_allow_list(runtime: Runtime, bundle: Bundle) -> None:
+    # Deny by default (ENOSYS, like Docker's profile for unknown syscalls): only what `uname`
+    # and a static binary's start-up need is allowed.
+    allowed = ["execve", "brk", "arch_prctl", "set_tid_address", "set_robust_list", "rseq",
+               "prlimit64", "readlink", "uname", "write", "writev", "exit", "exit_group",
+               "getuid", "geteuid", "getrandom", "mprotect", "mmap", "munmap", "fstat", "newfstatat",
+               "rt_sigaction", "rt_sigprocmask", "ioctl", "close", "read", "openat", "futex",
+               "capget", "capset", "prctl", "setgroups", "setresuid", "setresgid", "fchdir", "chdir",
+               "getcwd", "seccomp", "getpid", "getppid", "sched_getaffinity", "poll", "statx",
+               "fcntl", "dup2", "dup3", "lseek", "statfs", "fstatfs", "close_range", "clone",
+               "clone3", "fork", "vfork", "wait4", "getpgrp", "setpgid", "rt_sigreturn", "pipe2",
+               "execveat", "getdents64", "pread64", "access", "faccessat", "faccessat2"]
+    bundle.linux["seccomp"] = {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38,
+                               "architectures": ["SCMP_ARCH_X86_64"],
+                               "syscalls": [{"names": allowed, "action": "SCMP_ACT_ALLOW"}]}
+    bundle.process["args"] = ["sh", "-c", "uname -s; mkdir /tmp/x"]
+    result = runtime.run(bundle)
+    assert result.stdout.split() == ["Linux"], result.stderr
+    assert "Function not implemented" in result.stderr
+
+
+# --- filesystem: mounts, masked and read-only paths, devices ------------------------------------
+
+# What every runtime mounts for `runc spec`'s config: mount point -> (fstype, VFS flags).
+SPEC_MOUNTS = {
+    "/": ("ro",),
+    "/proc": ("proc", "rw"),
+    "/dev": ("tmpfs", "rw", "nosuid"),
+    "/dev/pts": ("devpts", "rw", "nosuid", "noexec"),
+    "/dev/shm": ("tmpfs", "rw", "nosuid", "nodev", "noexec"),
+    "/dev/mqueue": ("mqueue", "rw", "nosuid", "nodev", "noexec"),
+    "/sys": ("sysfs", "ro", "nosuid", "nodev", "noexec"),
+    "/sys/fs/cgroup": ("nosuid", "nodev", "noexec"),
+}
+VFS_FLAGS = {"ro", "rw", "nosuid", "nodev", "noexec"}
+
+
+def mount_table(mountinfo: str) -> dict[str, tuple[str, ...]]:
+    """mount point -> (fstype, sorted VFS flags), from /proc/self/mountinfo; the last mount on a
+    path wins, as it is the one the container sees."""
+    table: dict[str, tuple[str, ...]] = {}
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        separator = fields.index("-")
+        point, options, fstype = fields[4], fields[5].split(","), fields[separator + 1]
+        table[point] = (fstype, *sorted(VFS_FLAGS.intersection(options)))
+    return table
+
+
+def existing(paths: list[str]) -> list[str]:
+    """The masked/read-only paths this kernel has (runtimes skip the missing ones)."""
+    return [p for p in paths if os.path.exists(p)]
+
+
+def test_mounts_and_their_flags(runtime: Runtime, bundle: Bundle, tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "hello.txt").write_text("from the host\n")
+    bundle.add_mount("/data", "bind", str(shared), ["rbind", "ro", "nosuid", "nodev"])
+    bundle.add_mount("/scratch", "tmpfs", "tmpfs", ["noexec", "size=1m", "mode=700"])
+    bundle.process["args"] = ["cat", "/proc/self/mountinfo", "/data/hello.txt"]
+    out = output(runtime, bundle)
+    mountinfo, _, content = out.rpartition("\n" + "from the host")
+    assert content == "\n"
+    table = mount_table(mountinfo)
+    masked = existing(bundle.linux["maskedPaths"])
+    readonly = existing(bundle.linux["readonlyPaths"])
+    cgroups = {p for p in table if p.startswith("/sys/fs/cgroup/")}
+    assert set(table) == set(SPEC_MOUNTS) | {"/data", "/scratch"} | set(masked) | set(readonly) | cgroups
+    for point, expected in SPEC_MOUNTS.items():
+        if point == "/sys/fs/cgroup":
+            # The tmpfs holding the cgroup mounts: runc and crun leave it writable although the
+            # config says "ro"; making it read-only is stricter and equally fine.
+            assert set(table[point][1:]) - {"ro", "rw"} == set(expected) - {"rw"}, point
+        elif point == "/":
+            assert table[point][1:] == tuple(sorted(expected)), point
+        else:
+            assert table[point] == (expected[0], *sorted(expected[1:])), point
+    assert table["/data"][1:] == ("nodev", "nosuid", "ro")
+    assert table["/scratch"] == ("tmpfs", "noexec", "rw")
+    for point in readonly:
+        assert "ro" in table[point], f"{point} is writable"
+    host_controllers = {p.name for p in Path("/sys/fs/cgroup").iterdir() if p.name != "unified"}
+    assert {p.rsplit("/", 1)[1] for p in cgroups} >= host_controllers - {"unified"}
+    for point in cgroups:
+        # corral-runtime also mounts the controller-less cgroup2 of the hybrid layout
+        fstype = "cgroup2" if point == "/sys/fs/cgroup/unified" else "cgroup"
+        assert table[point] == (fstype, "nodev", "noexec", "nosuid", "ro"), point
+
+
+def test_root_mount_is_the_bundle_rootfs(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.process["args"] = ["cat", "/proc/self/mountinfo"]
+    root_line = next(line for line in output(runtime, bundle).splitlines()
+                     if line.split()[4] == "/")
+    assert root_line.split()[3] == bundle.config["root"]["path"]
+
+
+def test_masked_paths_are_empty(runtime: Runtime, bundle: Bundle) -> None:
+    masked = existing(bundle.linux["maskedPaths"])
+    files = [p for p in masked if os.path.isfile(p)]
+    dirs = [p for p in masked if os.path.isdir(p)]
+    assert "/sys/firmware" in dirs and "/proc/timer_list" in files
+    assert Path("/proc/timer_list").read_text() and os.listdir("/sys/firmware")
+    sh(bundle, "".join(f"echo {p}=$(wc -c < {p});" for p in files)
+               + "".join(f"echo {p}=$(ls -A {p} | wc -l);" for p in dirs)
+               + "touch /sys/firmware/x; echo write=$?")
+    lines = output(runtime, bundle).split()
+    assert lines == [f"{p}=0" for p in files + dirs] + ["write=1"]
+
+
+def test_readonly_paths_refuse_writes(runtime: Runtime, bundle: Bundle) -> None:
+    sh(bundle, "echo 1 > /proc/sys/kernel/ns_last_pid; echo sys=$?; "
+               "echo h > /proc/sysrq-trigger; echo sysrq=$?; touch /newfile; echo root=$?")
+    result = runtime.run(bundle)
+    assert result.stdout.split() == ["sys=1", "sysrq=1", "root=1"], result.stderr
+    assert "Read-only file system" in result.stderr
+
+
+def test_writable_rootfs_and_the_container_sees_its_own_writes(
+    runtime: Runtime, bundle: Bundle, busybox_rootfs: Path, tmp_path: Path
+) -> None:
+    rootfs = private_rootfs(busybox_rootfs, tmp_path / "rootfs")
+    bundle.config["root"] = {"path": str(rootfs), "readonly": False}
+    sh(bundle, "echo written > /root/file; cat /root/file")
+    assert output(runtime, bundle) == "written\n"
+    assert (rootfs / "root/file").read_text() == "written\n"
+
+
+def test_default_devices(runtime: Runtime, bundle: Bundle) -> None:
+    sh(bundle, "for d in null zero full random urandom tty; do stat -c '%n %F %t:%T %a' /dev/$d; done;"
+               " for l in ptmx fd stdin stdout stderr; do readlink /dev/$l; done;"
+               " head -c 4 /dev/zero | wc -c; echo gone > /dev/null && echo null-ok")
+    assert output(runtime, bundle).splitlines() == [
+        "/dev/null character special file 1:3 666",
+        "/dev/zero character special file 1:5 666",
+        "/dev/full character special file 1:7 666",
+        "/dev/random character special file 1:8 666",
+        "/dev/urandom character special file 1:9 666",
+        "/dev/tty character special file 5:0 666",
+        "pts/ptmx", "/proc/self/fd", "/proc/self/fd/0", "/proc/self/fd/1", "/proc/self/fd/2",
+        "4", "null-ok",
+    ]
+
+
+def test_extra_device_and_devices_cgroup(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.linux["devices"] = [{"path": "/dev/kmsg-alias", "type": "c", "major": 1, "minor": 3,
+                                "fileMode": 0o640, "uid": 0, "gid": 0}]
+    bundle.linux["resources"]["devices"] = [
+        {"allow": False, "access": "rwm"},
+        {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+    ]
+    sh(bundle, "stat -c '%F %t:%T %a' /dev/kmsg-alias; echo x > /dev/kmsg-alias && echo ok")
+    assert output(runtime, bundle).splitlines() == ["character special file 1:3 640", "ok"]
+
+
+def test_sysctl(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.linux["sysctl"] = {"net.ipv4.ip_forward": "1", "kernel.msgmax": "4096"}
+    sh(bundle, "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/msgmax")
+    assert output(runtime, bundle).split() == ["1", "4096"]
+
+
+# --- cgroups -----------------------------------------------------------------------------------
+
+
+def test_cgroup_limits_are_visible_inside_and_removed_after(runtime: Runtime, bundle: Bundle) -> None:
+    cgroup = f"/{runtime.name}-limits-{os.urandom(6).hex()}"
+    bundle.linux["cgroupsPath"] = cgroup
+    bundle.linux["resources"].update({
+        "memory": {"limit": 64 * 2**20, "reservation": 32 * 2**20},
+        "pids": {"limit": 57},
+        "cpu": {"shares": 512, "quota": 50000, "period": 100000},
+    })
+    sh(bundle, "cd /sys/fs/cgroup; cat memory/memory.limit_in_bytes memory/memory.soft_limit_in_bytes"
+               " pids/pids.max cpu/cpu.shares cpu/cpu.cfs_quota_us cpu/cpu.cfs_period_us;"
+               " cat /proc/self/cgroup")
+    lines = output(runtime, bundle).splitlines()
+    assert lines[:6] == [str(64 * 2**20), str(32 * 2**20), "57", "512", "50000", "100000"]
+    memory = next(line for line in lines[6:] if ":memory:" in line)
+    assert memory.endswith(f":memory:{cgroup}")  # no cgroup namespace: the host path
+    for controller in ("memory", "pids", "cpu"):
+        assert not Path(f"/sys/fs/cgroup/{controller}{cgroup}").exists(), "cgroup left behind"
+
+
+def test_oom_kill_exits_137(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.linux["cgroupsPath"] = f"/{runtime.name}-oom-{os.urandom(6).hex()}"
+    bundle.linux["resources"]["memory"] = {"limit": 16 * 2**20, "swap": 16 * 2**20}
+    bundle.process["args"] = ["tail", "/dev/zero"]
+    assert runtime.run(bundle).returncode == 137
+
+
+def test_pids_limit_refuses_forks(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.linux["resources"]["pids"] = {"limit": 5}
+    bundle.linux["cgroupsPath"] = f"/{runtime.name}-pids-{os.urandom(6).hex()}"
+    # The inner shell starts sleeps until a fork fails and it exits: pid 1 + 3 sleeps remain.
+    # `read` is a builtin, so counting needs no fork.
+    sh(bundle, "sh -c 'for i in 1 2 3 4 5 6 7 8; do sleep 30 & done';"
+               " read n < /sys/fs/cgroup/pids/pids.current; echo $n;"
+               " read max failed < /sys/fs/cgroup/pids/pids.events; echo $max $failed")
+    result = runtime.run(bundle)
+    assert "can't fork" in result.stderr
+    current, event, failed = result.stdout.split()
+    assert (current, event) == ("4", "max")
+    assert int(failed) >= 1
+
+
+# --- exit codes, signals, lifecycle and state ---------------------------------------------------
+
+
+@pytest.mark.parametrize("code", [0, 3, 255])
+def test_exit_code_is_passed_through(runtime: Runtime, bundle: Bundle, code: int) -> None:
+    sh(bundle, f"exit {code}")
+    assert runtime.run(bundle).returncode == code
+
+
+def test_missing_program_fails(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.process["args"] = ["/no/such/program"]
+    result = runtime.run(bundle)
+    assert result.returncode != 0
+    assert "no/such/program" in result.stderr
+
+
+def test_run_killed_by_signal_exits_128_plus_n(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.process["args"] = ["sleep", "60"]
+    bundle.write()
+    cid = runtime.new_id()
+    foreground = subprocess.Popen(runtime.argv("run", "--bundle", str(bundle.path), cid),
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    try:
+        wait_for_status(runtime, cid, "running")
+        runtime.ok("kill", cid, "KILL")
+        assert foreground.wait(timeout=10) == 128 + signal.SIGKILL
+    finally:
+        foreground.kill()
+        foreground.wait()
+
+
+def wait_for_status(runtime: Runtime, cid: str, status: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = runtime("state", cid)
+        if result.returncode == 0 and f'"status": "{status}"' in result.stdout.replace('":"', '": "'):
+            return
+        time.sleep(0.02)
+    pytest.fail(f"{runtime.name}: {cid} never reached {status}")
+
+
+def test_lifecycle_and_state(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.process["args"] = ["sleep", "60"]
+    bundle.config["annotations"] = {"org.corral.test": "lifecycle"}
+    cid = runtime.create(bundle)
+
+    created = runtime.state(cid)
+    assert created["status"] == "created"
+    assert created["id"] == cid
+    assert created["bundle"] == str(bundle.path)
+    assert created["ociVersion"].startswith("1.")
+    assert created["annotations"] == {"org.corral.test": "lifecycle"}
+    pid = created["pid"]
+    assert pid > 0
+    # Before `start` the user program has not run yet: init still runs the runtime, not sleep.
+    assert Path(f"/proc/{pid}/comm").read_text().strip() != "sleep"
+
+    runtime.ok("start", cid)
+    running = runtime.wait_status(cid, "running")
+    assert running["pid"] == pid
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{pid}/comm").read_text().strip() != "sleep" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert Path(f"/proc/{pid}/comm").read_text().strip() == "sleep"
+    assert cid in runtime.ok("list", "-q").stdout.split()
+
+    runtime.ok("kill", cid, "KILL")
+    runtime.wait_status(cid, "stopped")
+    runtime.ok("delete", cid)
+    assert runtime("state", cid).returncode != 0
+    assert cid not in runtime.ok("list", "-q").stdout.split()
+
+
+def test_kill_delivers_the_named_signal(runtime: Runtime, bundle: Bundle, tmp_path: Path) -> None:
+    # pid 1 only gets signals it handles: the trap records which one arrived.
+    mark = tmp_path / "mark"
+    mark.mkdir()
+    bundle.add_mount("/mark", "bind", str(mark), ["rbind", "rw"])
+    sh(bundle, "trap 'echo usr1 > /mark/got' USR1; trap 'echo term >> /mark/got; exit 7' TERM;"
+               " echo ready > /mark/ready; while true; do sleep 0.05; done")
+    cid = runtime.create(bundle)
+    runtime.ok("start", cid)
+    wait_for_file(mark / "ready")
+    runtime.ok("kill", cid, "USR1")
+    wait_for_file(mark / "got")
+    assert runtime.state(cid)["status"] == "running"
+    runtime.ok("kill", cid, "SIGTERM")
+    runtime.wait_status(cid, "stopped")
+    assert (mark / "got").read_text().split() == ["usr1", "term"]
+    runtime.ok("delete", cid)
+
+
+def wait_for_file(path: Path, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+def test_exec_in_a_running_container(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.config["hostname"] = "exec-target"
+    bundle.process["args"] = ["sleep", "60"]
+    cid = runtime.create(bundle)
+    runtime.ok("start", cid)
+    result = runtime("exec", "--env", "WHO=exec", "--cwd", "/etc", "--user", "1000:1000", cid,
+                     "/bin/sh", "-c", 'hostname; echo $WHO; pwd; id -u; exit 5')
+    assert result.returncode == 5, result.stderr
+    assert result.stdout.split() == ["exec-target", "exec", "/etc", "1000"]
+    ps = runtime.ok("ps", "--format", "json", cid)
+    assert runtime.state(cid)["pid"] in [int(p) for p in __import__("json").loads(ps.stdout)]
+    runtime.ok("delete", "--force", cid)
+    assert runtime("state", cid).returncode != 0
+
+
+def test_pause_and_resume(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.process["args"] = ["sleep", "60"]
+    cid = runtime.create(bundle)
+    runtime.ok("start", cid)
+    runtime.ok("pause", cid)
+    assert runtime.state(cid)["status"] == "paused"
+    pid = runtime.state(cid)["pid"]
+    assert status_fields(Path(f"/proc/{pid}/status").read_text())["State"].startswith(("D", "T", "S"))
+    runtime.ok("resume", cid)
+    assert runtime.state(cid)["status"] == "running"
+    runtime.ok("delete", "--force", cid)
+
+
+# --- errors callers depend on ----------------------------------------------------------------
+
+
+def test_errors_on_wrong_lifecycle_moves(runtime: Runtime, bundle: Bundle) -> None:
+    assert runtime("state", "cf-no-such-container").returncode != 0
+    bundle.process["args"] = ["sleep", "60"]
+    cid = runtime.create(bundle)
+    duplicate = runtime("create", "--bundle", str(bundle.path), cid)
+    assert duplicate.returncode != 0
+    runtime.ok("start", cid)
+    assert runtime("start", cid).returncode != 0
+    assert runtime("delete", cid).returncode != 0, "deleted a running container without --force"
+    assert runtime.state(cid)["status"] == "running"
+    runtime.ok("delete", "--force", cid)
+
+
+# --- the terminal -------------------------------------------------------------------------------
+
+
+def test_terminal_over_the_console_socket(runtime: Runtime, bundle: Bundle, tmp_path: Path) -> None:
+    bundle.process["terminal"] = True
+    bundle.process["consoleSize"] = {"height": 33, "width": 101}
+    sh(bundle, "tty; stty size; [ -t 0 ] && [ -t 1 ] && [ -t 2 ] && echo all-ttys")
+    console = ConsoleSocket.listen(tmp_path / "console.sock")
+    try:
+        cid = runtime.create(bundle, "--console-socket", str(console.path))
+        master = console.receive_master()
+    finally:
+        console.close()
+    try:
+        runtime.ok("start", cid)
+        text = read_until_eof(master).decode()
+    finally:
+        os.close(master)
+    lines = text.replace("\r\n", "\n").split()
+    assert lines[0] in ("/dev/console", "/dev/pts/0")
+    assert lines[1:] == ["33", "101", "all-ttys"]
+    runtime.wait_status(cid, "stopped")
+    runtime.ok("delete", cid)
