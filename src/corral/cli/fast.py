@@ -1,0 +1,29 @@
+"""The `corral` console script: container commands go straight to their parser, the rest to click.
+
+`corral run`, `ps` and `exec` are the hot paths (the benchmarks hold them to docker's and
+podman's times), so they skip importing click (~20 ms); everything else, and `corral --help`,
+goes through `corral.cli.main`, where the same commands are listed via their click wrappers.
+"""
+
+from __future__ import annotations
+
+import sys
+
+_DIRECT = frozenset({"container", "run", "create", "start", "stop", "restart", "kill", "rm", "ps",
+                     "inspect", "logs", "exec", "attach", "wait", "pause", "unpause", "rename", "cp",
+                     "diff", "export", "commit", "top", "stats", "update", "volume"})
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    if argv and argv[0] in _DIRECT:
+        if argv[0] == "volume":
+            from corral.cli import volume
+
+            sys.exit(volume.dispatch(argv[1:]))
+        from corral.cli import container
+
+        sys.exit(container.dispatch(argv))
+    from corral.cli.main import main as click_main
+
+    click_main()

@@ -1,0 +1,126 @@
+"""Relay the caller's terminal to a container through conmon's attach socket.
+
+conmon's attach socket (`<bundle>/attach`) is SOCK_SEQPACKET: each packet from conmon starts
+with one byte naming the stream (2 stdout, 3 stderr); what the client sends goes to the
+container's stdin, and shutting down the write side closes it. With a tty, the caller's terminal
+goes raw, window sizes go to conmon's ctl fifo ("1 <rows> <cols>"), and the detach keys
+(ctrl-p ctrl-q by default) leave the container running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+
+DEFAULT_DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q
+_STDOUT, _STDERR = 2, 3
+_BUF = 8192 + 1
+
+
+def connect(bundle: Path) -> socket.socket:
+    """Connect to the attach socket by a /proc/self/fd path (sun_path is only 108 bytes)."""
+    dirfd = os.open(bundle, os.O_PATH | os.O_DIRECTORY)
+    try:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        sock.connect(f"/proc/self/fd/{dirfd}/attach")
+        return sock
+    finally:
+        os.close(dirfd)
+
+
+def parse_detach_keys(spec: str | None) -> bytes:
+    """docker's --detach-keys syntax: "ctrl-p,ctrl-q", letters, ctrl-@ ... ctrl-_."""
+    if spec is None:
+        return DEFAULT_DETACH_KEYS
+    keys = bytearray()
+    for key in filter(None, spec.split(",")):
+        if key.startswith("ctrl-") and len(key) == 6:
+            keys.append((ord(key[5].upper()) - 64) & 0x7F)
+        elif len(key) == 1:
+            keys.append(ord(key))
+        else:
+            raise ValueError(f"invalid detach keys: {spec!r}")
+    return bytes(keys)
+
+
+def resize(bundle: Path, fd: int) -> None:
+    try:
+        size = os.get_terminal_size(fd)
+        ctl = os.open(bundle / "ctl", os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:
+        return
+    try:
+        os.write(ctl, f"1 {size.lines} {size.columns}\n".encode())
+    except OSError:
+        pass
+    finally:
+        os.close(ctl)
+
+
+@contextlib.contextmanager
+def raw_terminal(fd: int) -> Iterator[None]:
+    import termios
+    import tty
+
+    if not os.isatty(fd):
+        yield
+        return
+    saved = termios.tcgetattr(fd)
+    tty.setraw(fd)
+    try:
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+def relay(sock: socket.socket, *, bundle: Path, stdin: bool, tty: bool,
+          detach_keys: bytes = DEFAULT_DETACH_KEYS) -> bool:
+    """Copy streams until the container closes them; True if the user detached instead."""
+    in_fd, out_fd, err_fd = sys.stdin.fileno(), sys.stdout.fileno(), sys.stderr.fileno()
+    sel = selectors.DefaultSelector()
+    sel.register(sock, selectors.EVENT_READ, "sock")
+    if stdin:
+        sel.register(in_fd, selectors.EVENT_READ, "stdin")
+    old_winch = None
+    if tty and os.isatty(out_fd):
+        resize(bundle, out_fd)
+
+        def on_winch(_sig: int, _frame: FrameType | None) -> None:
+            resize(bundle, out_fd)
+
+        old_winch = signal.signal(signal.SIGWINCH, on_winch)
+    matched = 0
+    try:
+        with raw_terminal(in_fd) if (tty and stdin) else contextlib.nullcontext():
+            while True:
+                for key, _ in sel.select():
+                    if key.data == "sock":
+                        data = sock.recv(_BUF)
+                        if not data:
+                            return False
+                        os.write(err_fd if data[0] == _STDERR else out_fd, data[1:])
+                        continue
+                    chunk = os.read(in_fd, 4096)
+                    if not chunk:
+                        sel.unregister(in_fd)
+                        with contextlib.suppress(OSError):
+                            sock.shutdown(socket.SHUT_WR)
+                        continue
+                    if tty and detach_keys:
+                        for byte in chunk:
+                            matched = matched + 1 if byte == detach_keys[matched] else (
+                                1 if byte == detach_keys[0] else 0)
+                            if matched == len(detach_keys):
+                                return True
+                    sock.sendall(chunk)
+    finally:
+        if old_winch is not None:
+            signal.signal(signal.SIGWINCH, old_winch)
+        sel.close()

@@ -1,0 +1,175 @@
+"""`corral commit`, `diff` and `export`: a container's filesystem changes as an image, a list, a tar.
+
+The changes are the overlay's upper dir: a new file is A, a file or directory that also exists
+in an image layer is C, a whiteout (a 0/0 character device) is D. `commit` hands the upper dir to
+`ImageService.commit`, which turns whiteouts into OCI `.wh.` entries, with the container's config
+(plus `-c` Dockerfile instructions) as the new image's config.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shlex
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from corral.containers import ociruntime
+from corral.containers.state import Status
+from corral.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from corral.containers.lifecycle import Containers
+    from corral.containers.store import Record
+    from corral.images.service import Image
+
+
+def _lower_dirs(engine: Containers, rec: Record) -> list[Path]:
+    d = engine.store.dir(rec.id)
+    image = engine.images.get(rec.image_id)
+    lowers: list[Path] = []
+    for m in engine.images.rootfs_mounts(image, d / "upper", d / "work"):
+        for opt in m.options:
+            if opt.startswith("lowerdir="):
+                lowers += [Path(p) for p in opt[len("lowerdir="):].split(":")]
+    return lowers
+
+
+# Bind-mount targets the runtime creates in the upper dir; not the user's changes.
+_ETC_MOUNT_POINTS = ("etc/hostname", "etc/hosts", "etc/resolv.conf")
+
+
+def diff(engine: Containers, rec: Record) -> list[tuple[str, str]]:
+    upper = engine.store.dir(rec.id) / "upper"
+    lowers = _lower_dirs(engine, rec)
+    changes: list[tuple[str, str]] = []
+    for dirpath, dirnames, filenames in os.walk(upper):
+        rel_dir = os.path.relpath(dirpath, upper)
+        for name in sorted(dirnames + filenames):
+            rel = os.path.normpath(os.path.join(rel_dir, name))
+            st = os.lstat(os.path.join(dirpath, name))
+            if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                changes.append(("D", "/" + rel))
+            elif any(os.path.lexists(lower / rel) for lower in lowers):
+                changes.append(("C", "/" + rel))
+            elif not (rel in _ETC_MOUNT_POINTS and st.st_size == 0):
+                changes.append(("A", "/" + rel))
+        dirnames[:] = [n for n in dirnames if not os.path.islink(os.path.join(dirpath, n))]
+    return sorted(changes, key=lambda c: c[1])
+
+
+def export(engine: Containers, rec: Record, output: str | None) -> None:
+    with engine.mounted_rootfs(rec) if not engine.observe(rec).alive else _running_root(rec) as root:
+        out = open(output, "wb") if output else None  # noqa: SIM115 (closed below)
+        try:
+            subprocess.run(["tar", "--numeric-owner", "--xattrs", "-C", str(root), "-cf", "-", "."],
+                           stdout=out or sys.stdout.buffer, check=True)
+        finally:
+            if out is not None:
+                out.close()
+
+
+@contextlib.contextmanager
+def _running_root(rec: Record) -> Iterator[Path]:
+    yield Path(f"/proc/{rec.pid}/root")
+
+
+def commit(engine: Containers, rec: Record, repository: str | None, *, changes: Sequence[str] = (),
+           message: str = "", author: str = "", pause: bool = True) -> Image:
+    from corral.images import reference
+
+    tags = [str(reference.parse(repository))] if repository else []
+    parent = engine.images.get(rec.image_id)
+    config = container_config(engine, rec, parent)
+    for change in changes:
+        apply_change(config, change)
+    observed = engine.observe(rec)
+    runtime = ociruntime.find(rec.runtime, engine.paths.runroot)
+    paused = pause and observed.status is Status.RUNNING
+    if paused:
+        runtime.pause(rec.id)
+    try:
+        return engine.images.commit(parent, engine.store.dir(rec.id) / "upper", config,
+                                    message=message, author=author, tags=tags)
+    finally:
+        if paused:
+            runtime.resume(rec.id)
+
+
+def container_config(engine: Containers, rec: Record, parent: Image) -> dict[str, Any]:
+    """The image config a commit records: the image's, with what `run` changed."""
+    config = dict(parent.config.get("config") or {})
+    opts = rec.options
+    env = dict(item.partition("=")[::2] for item in config.get("Env") or [])
+    for item in opts.get("env") or []:
+        key, _, value = item.partition("=")
+        env[key] = value
+    config["Env"] = [f"{k}={v}" for k, v in env.items()]
+    if opts.get("entrypoint") is not None:
+        config["Entrypoint"] = list(opts["entrypoint"]) or None
+        config["Cmd"] = list(opts.get("command") or []) or None
+    elif opts.get("command"):
+        config["Cmd"] = list(opts["command"])
+    for key, opt in (("WorkingDir", "workdir"), ("User", "user")):
+        if opts.get(opt):
+            config[key] = opts[opt]
+    if opts.get("labels"):
+        config["Labels"] = {**(config.get("Labels") or {}), **opts["labels"]}
+    return config
+
+
+def _command(value: str) -> list[str]:
+    value = value.strip()
+    if value.startswith("["):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, list) and all(isinstance(x, str) for x in parsed):
+            return parsed
+    return ["/bin/sh", "-c", value]
+
+
+def _pairs(value: str) -> Mapping[str, str]:
+    if "=" not in value.split(" ", 1)[0]:
+        key, _, rest = value.partition(" ")
+        return {key: rest.strip()}
+    return dict(item.partition("=")[::2] for item in shlex.split(value))
+
+
+def apply_change(config: dict[str, Any], change: str) -> None:
+    """One `-c` Dockerfile instruction (CMD ENTRYPOINT ENV EXPOSE LABEL USER WORKDIR VOLUME
+    STOPSIGNAL ONBUILD) applied to an image config."""
+    instruction, _, value = change.strip().partition(" ")
+    kind = instruction.upper()
+    value = value.strip()
+    if kind == "CMD":
+        config["Cmd"] = _command(value)
+    elif kind == "ENTRYPOINT":
+        config["Entrypoint"] = _command(value)
+    elif kind == "ENV":
+        env = dict(item.partition("=")[::2] for item in config.get("Env") or [])
+        env.update(_pairs(value))
+        config["Env"] = [f"{k}={v}" for k, v in env.items()]
+    elif kind == "LABEL":
+        config["Labels"] = {**(config.get("Labels") or {}), **_pairs(value)}
+    elif kind == "EXPOSE":
+        ports = dict(config.get("ExposedPorts") or {})
+        for port in value.split():
+            ports[port if "/" in port else f"{port}/tcp"] = {}
+        config["ExposedPorts"] = ports
+    elif kind == "VOLUME":
+        paths = json.loads(value) if value.startswith("[") else value.split()
+        config["Volumes"] = {**(config.get("Volumes") or {}), **{p: {} for p in paths}}
+    elif kind in ("USER", "WORKDIR", "STOPSIGNAL"):
+        config[{"USER": "User", "WORKDIR": "WorkingDir", "STOPSIGNAL": "StopSignal"}[kind]] = value
+    elif kind == "ONBUILD":
+        config["OnBuild"] = [*(config.get("OnBuild") or []), value]
+    else:
+        raise InvalidArgument(f"{instruction} is not a valid change: use CMD, ENTRYPOINT, ENV, EXPOSE, "
+                              "LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME or WORKDIR")

@@ -1,0 +1,461 @@
+"""The container lifecycle: create, start, stop, kill, pause, remove, wait, cleanup.
+
+    create ──> CREATED ──start──> RUNNING ──(exit / stop / kill)──> EXITED ──start──> RUNNING
+                  │                 │  ▲                                 │
+                  │               pause unpause                          │
+                  │                 ▼  │                                 │
+                  └─────rm──────  PAUSED                  rm <───────────┘   (rm -f: any state)
+
+The stored `state` is what corral last did; the live `Status` is derived (`observe`): conmon's
+exit file, the init pid and its start time, the boot id. So a container whose machine rebooted
+or whose monitor died is reported as it really is, and every verb checks a `can_*` guard on the
+derived status first. Each verb holds the container's flock; SQLite serializes the records.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from corral import fsutil
+from corral.config import Paths
+from corral.containers import monitor, mounts, names, networking, ociruntime, specgen, state
+from corral.containers.options import MountSpec, RunOptions
+from corral.containers.state import Observed, Status, guard
+from corral.containers.store import Record, Store, now
+from corral.errors import AlreadyExists, Conflict, CorralError, InvalidArgument, NotFound
+
+if TYPE_CHECKING:
+    import socket
+
+    from corral.containers.volumes import Volumes
+    from corral.images.service import Image, ImageService
+
+BUSYBOX = "docker.io/library/busybox:latest"
+_SIGNALS = {"KILL": 9, "TERM": 15, "INT": 2, "HUP": 1, "QUIT": 3, "USR1": 10, "USR2": 12, "STOP": 19}
+
+
+class Containers:
+    """The engine's containers: every verb the CLI and the Python API offer."""
+
+    def __init__(self, paths: Paths) -> None:
+        self.paths = paths
+        self.store = Store(paths)
+        self._images: ImageService | None = None
+        self._volumes: Volumes | None = None
+
+    @property
+    def images(self) -> ImageService:
+        if self._images is None:
+            from corral.images.service import ImageService
+
+            self._images = ImageService(self.paths)
+        return self._images
+
+    @property
+    def volumes(self) -> Volumes:
+        if self._volumes is None:
+            from corral.containers.volumes import Volumes
+
+            self._volumes = Volumes(self.paths, self.store.conn)
+        return self._volumes
+
+    # -- observing -----------------------------------------------------------------------------
+    def observe(self, rec: Record) -> Observed:
+        return state.observe(self.store, rec)
+
+    def get(self, ref: str) -> tuple[Record, Observed]:
+        rec = self.store.get(ref)
+        return rec, self.observe(rec)
+
+    def all(self) -> list[tuple[Record, Observed]]:
+        return [(r, self.observe(r)) for r in self.store.all()]
+
+    @contextlib.contextmanager
+    def locked(self, ref: str) -> Iterator[Record]:
+        rec = self.store.get(ref)
+        with self.store.locked(rec.id):
+            fresh = self.store.find(rec.id)
+            if fresh is None:
+                raise NotFound(f"No such container: {ref}")
+            yield fresh
+
+    # -- create --------------------------------------------------------------------------------
+    def create(self, opts: RunOptions) -> Record:
+        validate(opts)
+        if opts.cidfile and os.path.exists(opts.cidfile):
+            raise AlreadyExists(f"container ID file found, make sure the other container isn't running or delete {opts.cidfile}")
+        image = self.resolve_image(opts.image, opts.pull)
+        runtime = ociruntime.find(ociruntime.configured_name(opts.runtime), self.paths.runroot)
+        rec = self._insert(opts, image, runtime.name)
+        try:
+            with self.store.locked(rec.id):
+                rec = self._prepare(rec, opts, image)
+            if opts.cidfile:
+                fsutil.atomic_write(Path(opts.cidfile), rec.id.encode())
+        except BaseException:
+            self._destroy(rec, anonymous_volumes=True)
+            raise
+        return rec
+
+    def resolve_image(self, ref: str, pull: str = "missing") -> Image:
+        if pull not in ("missing", "always", "never"):
+            raise InvalidArgument(f"invalid --pull value {pull!r}: use missing, always or never")
+        if pull != "always":
+            try:
+                return self.images.get(ref)
+            except NotFound:
+                if pull == "never":
+                    raise
+        from corral.images import reference
+
+        full = str(reference.parse(ref))
+        if full == BUSYBOX:
+            return self.images.ensure_builtin_busybox()
+        return self._pull(full)
+
+    def _pull(self, ref: str) -> Image:
+        try:
+            from corral.images import pull as pulling  # type: ignore[attr-defined]
+        except ImportError:
+            raise NotFound(f"Unable to find image '{ref}' locally, and pulling is not available") from None
+        image: Image = pulling.pull(self.images, ref)
+        return image
+
+    def _insert(self, opts: RunOptions, image: Image, runtime: str) -> Record:
+        if opts.name is not None and not names.VALID_NAME.match(opts.name):
+            raise InvalidArgument(f"invalid container name {opts.name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+        cfg = image.config.get("config") or {}
+        for attempt in range(10):
+            rec = Record(
+                id=secrets.token_hex(32),
+                name=(opts.name or names.generate(attempt)).removeprefix("/"),
+                image_id=image.id,
+                image_name=opts.image,
+                created=now(),
+                options=opts.to_json(),
+                runtime=runtime,
+                state="created",
+                network=networking.mode_of(opts),
+                stop_signal=opts.stop_signal or cfg.get("StopSignal") or "SIGTERM",
+                stop_timeout=opts.stop_timeout if opts.stop_timeout is not None else 10,
+            )
+            try:
+                self.store.insert(rec)
+                return rec
+            except AlreadyExists:
+                if opts.name is not None:
+                    raise
+        raise AlreadyExists("could not generate a unique container name")
+
+    def _prepare(self, rec: Record, opts: RunOptions, image: Image) -> Record:
+        """Rootfs, volumes, /etc files and config.json: everything the runtime will need."""
+        d = self.store.dir(rec.id)
+        rootfs = self.store.rootfs(rec.id)
+        d.mkdir(parents=True, exist_ok=True)
+        mounts.mount_all(self.images.rootfs_mounts(image, d / "upper", d / "work"), rootfs)
+        cfg = image.config.get("config") or {}
+        hostname = opts.hostname or rec.id[:12]
+        plan = networking.prepare(self.paths, rec.id, opts, hostname)
+        etc = {"/etc/hostname": d / "hostname", "/etc/hosts": d / "hosts", "/etc/resolv.conf": d / "resolv.conf"}
+        etc["/etc/hostname"].write_text((opts.hostname or (os.uname().nodename if plan.netns == "host" else hostname)) + "\n")
+        etc["/etc/hosts"].write_text(plan.hosts)
+        etc["/etc/resolv.conf"].write_text(plan.resolv_conf)
+        resolved, oci_mounts = self._user_mounts(opts, cfg, rootfs)
+        opts = replace(opts, mounts=resolved)
+        spec = specgen.build(opts, specgen.BundleInputs(
+            container_id=rec.id, rootfs=rootfs, image_config=cfg, mounts=oci_mounts,
+            etc_files=etc, netns=plan.netns))
+        fsutil.atomic_write(d / "config.json", json.dumps(spec).encode())
+        return self.store.update(rec, options=opts.to_json(), args=tuple(spec["process"]["args"]))
+
+    def _user_mounts(self, opts: RunOptions, image_cfg: Mapping[str, Any],
+                     rootfs: Path) -> tuple[tuple[MountSpec, ...], list[dict[str, Any]]]:
+        """Resolve -v/--mount/--tmpfs and the image's VOLUMEs into OCI mounts."""
+        from corral.containers import rootpath
+
+        wanted = list(opts.mounts)
+        targets = {os.path.normpath(m.target) for m in wanted}
+        for target in image_cfg.get("Volumes") or {}:
+            if os.path.normpath(target) not in targets:
+                wanted.append(MountSpec("volume", target))
+        resolved: list[MountSpec] = []
+        oci: list[dict[str, Any]] = []
+        for m in wanted:
+            flags = ["ro"] if m.readonly else []
+            if m.type == "bind":
+                if not os.path.exists(m.source):
+                    raise InvalidArgument(f"invalid mount config for type \"bind\": bind source path does not exist: {m.source}")
+                oci.append({"destination": m.target, "type": "bind", "source": m.source,
+                            "options": ["rbind", m.propagation or "rprivate", *flags]})
+            elif m.type == "volume":
+                vol = self.volumes.create(m.source or None, anonymous=not m.source, exist_ok=True)
+                m = replace(m, source=vol.name)
+                rootpath.mkdir_in_root(rootfs, m.target)
+                if "nocopy" not in m.options:
+                    self.volumes.fill_from(vol, rootfs, m.target)
+                oci.append({"destination": m.target, "type": "bind", "source": str(vol.mountpoint),
+                            "options": ["rbind", m.propagation or "rprivate", *flags]})
+            else:
+                extra = [o for o in m.options if o not in ("z", "Z", "U")]
+                oci.append({"destination": m.target, "type": "tmpfs", "source": "tmpfs",
+                            "options": ["nosuid", "nodev", "noexec", *flags, *extra]})
+            resolved.append(m)
+        return tuple(resolved), oci
+
+    # -- start ---------------------------------------------------------------------------------
+    def start(self, ref: str, *, attach: bool = False) -> tuple[Record, socket.socket | None]:
+        """Start a created or exited container; with `attach`, the attach socket is connected
+        before the program runs, so no output is lost."""
+        with self.locked(ref) as rec:
+            observed = self.observe(rec)
+            if observed.status is Status.RUNNING and not attach:
+                return rec, None
+            guard(rec, observed, observed.status.can_start(), "start")
+            if rec.state != "created":
+                rec = self._finish(rec, observed)
+            return self._start(rec, attach)
+
+    def _start(self, rec: Record, attach: bool) -> tuple[Record, socket.socket | None]:
+        opts = RunOptions.from_json(rec.options)
+        runtime = ociruntime.find(rec.runtime, self.paths.runroot)
+        bundle = self.store.bundle(rec.id)
+        rootfs = self.store.rootfs(rec.id)
+        shutil.rmtree(bundle, ignore_errors=True)
+        bundle.mkdir(parents=True)
+        (bundle / "config.json").symlink_to(self.store.dir(rec.id) / "config.json")
+        if not mounts.is_mounted(rootfs):
+            image = self.images.get(rec.image_id)
+            d = self.store.dir(rec.id)
+            mounts.mount_all(self.images.rootfs_mounts(image, d / "upper", d / "work"), rootfs)
+        networking.setup(self.paths, rec.id, rec.network)
+        try:
+            pid, conmon_pid = monitor.launch(monitor.Launch(
+                container_id=rec.id, name=rec.name, bundle=bundle, runtime=runtime,
+                log_path=self.store.log_path(rec.id), exit_command=self._exit_command(rec.id),
+                tty=opts.tty, stdin=opts.interactive))
+        except monitor.CreateFailed as e:
+            self._teardown(rec, runtime)
+            args = json.loads((self.store.dir(rec.id) / "config.json").read_text())["process"]["args"]
+            raise ociruntime.start_error(str(e), args) from None
+        rec = self.store.update(rec, state="running", pid=pid, pid_start=monitor.start_time(pid),
+                                conmon_pid=conmon_pid, boot_id=monitor.boot_id(), started_at=now(),
+                                finished_at=0.0, exit_code=0, oom_killed=False, error="")
+        sock = None
+        try:
+            if attach:
+                from corral.containers import attach as attaching
+
+                sock = attaching.connect(bundle)
+            runtime.start(rec.id)
+        except BaseException:
+            if sock is not None:
+                sock.close()
+            runtime.kill(rec.id, "KILL", all_processes=True)
+            monitor.wait_exit(bundle, pid, timeout=5)
+            self._teardown(rec, runtime)
+            self.store.update(rec, state="created", pid=0)
+            raise
+        return rec, sock
+
+    def _exit_command(self, cid: str) -> list[str]:
+        """What conmon runs when the program exits: `corral container cleanup <id>`, as the
+        light module entry, with this engine's paths so it finds the same store."""
+        return [sys.executable, "-m", "corral.containers.cleanup", "--root", str(self.paths.root),
+                "--runroot", str(self.paths.runroot), cid]
+
+    # -- stop / kill / pause -------------------------------------------------------------------
+    def stop(self, ref: str, timeout: int | None = None) -> Record:
+        """The stop signal, then SIGKILL after `timeout` seconds; returns once it is cleaned up."""
+        with self.locked(ref) as rec:
+            observed = self.observe(rec)
+            if observed.alive:
+                runtime = ociruntime.find(rec.runtime, self.paths.runroot)
+                wait = rec.stop_timeout if timeout is None else timeout
+                runtime.kill(rec.id, _signal_name(rec.stop_signal))
+                if observed.status is Status.PAUSED:
+                    runtime.resume(rec.id)
+                if not self._wait_dead(rec, wait):
+                    runtime.kill(rec.id, "KILL", all_processes=True)
+                    self._wait_dead(rec, 10)
+                observed = self.observe(rec)
+            if rec.state in ("running", "paused") and not observed.alive:
+                rec = self._finish(rec, observed)
+            return rec
+
+    def _wait_dead(self, rec: Record, timeout: float) -> bool:
+        monitor.wait_exit(self.store.bundle(rec.id), rec.pid, timeout=timeout)
+        return not (monitor.alive(rec.pid) and monitor.start_time(rec.pid) == rec.pid_start)
+
+    def kill(self, ref: str, signal: str = "KILL") -> Record:
+        rec, observed = self.get(ref)
+        guard(rec, observed, observed.status.can_signal(), "kill")
+        runtime = ociruntime.find(rec.runtime, self.paths.runroot)
+        if not runtime.kill(rec.id, _signal_name(signal)):
+            raise CorralError(f"cannot kill container {rec.id[:12]}: the runtime does not know it")
+        return rec
+
+    def pause(self, ref: str) -> None:
+        with self.locked(ref) as rec:
+            observed = self.observe(rec)
+            guard(rec, observed, observed.status.can_pause(), "pause")
+            ociruntime.find(rec.runtime, self.paths.runroot).pause(rec.id)
+            self.store.update(rec, state="paused")
+
+    def unpause(self, ref: str) -> None:
+        with self.locked(ref) as rec:
+            observed = self.observe(rec)
+            guard(rec, observed, observed.status.can_unpause(), "unpause")
+            ociruntime.find(rec.runtime, self.paths.runroot).resume(rec.id)
+            self.store.update(rec, state="running")
+
+    def restart(self, ref: str, timeout: int | None = None) -> Record:
+        self.stop(ref, timeout)
+        return self.start(ref)[0]
+
+    def rename(self, ref: str, new_name: str) -> None:
+        if not names.VALID_NAME.match(new_name):
+            raise InvalidArgument(f"invalid container name {new_name!r}")
+        with self.locked(ref) as rec:
+            self.store.rename(rec, new_name.removeprefix("/"))
+
+    # -- wait / cleanup / remove ---------------------------------------------------------------
+    def wait(self, ref: str) -> int:
+        """Block until the container exits; its exit code."""
+        rec, observed = self.get(ref)
+        if observed.alive:
+            status = monitor.wait_exit(self.store.bundle(rec.id), rec.pid)
+            if status is not None:
+                return status[0]
+            fresh = self.store.find(rec.id)
+            observed = self.observe(fresh) if fresh else observed
+        return observed.exit_code
+
+    def cleanup(self, cid: str) -> None:
+        """After the program exited: release the runtime, the rootfs mount and the network,
+        record the exit, and honour --rm. Idempotent; conmon's exit command calls it."""
+        rec = self.store.find(cid)
+        if rec is None:
+            return
+        with self.store.locked(cid):
+            rec = self.store.find(cid)
+            if rec is None or rec.state not in ("running", "paused"):
+                return
+            observed = self.observe(rec)
+            if observed.alive:
+                return
+            rec = self._finish(rec, observed)
+            if rec.options.get("remove"):
+                self._destroy(rec, anonymous_volumes=True)
+
+    def _finish(self, rec: Record, observed: Observed) -> Record:
+        """Record the exit and take down what the running container held."""
+        self._teardown(rec, ociruntime.find(rec.runtime, self.paths.runroot))
+        return self.store.update(rec, state="exited", exit_code=observed.exit_code,
+                                 oom_killed=observed.oom_killed, error=observed.error,
+                                 finished_at=observed.finished_at or now(), pid=0)
+
+    def _teardown(self, rec: Record, runtime: ociruntime.Runtime) -> None:
+        bundle = self.store.bundle(rec.id)
+        if bundle.exists():
+            runtime.delete(rec.id)
+            if monitor.alive(rec.conmon_pid) and monitor.exit_status(bundle) is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(rec.conmon_pid, 9)
+            shutil.rmtree(bundle, ignore_errors=True)
+        mounts.unmount(self.store.rootfs(rec.id))
+        networking.teardown(self.paths, rec.id, rec.network)
+
+    def remove(self, ref: str, *, force: bool = False, volumes: bool = False) -> Record:
+        with self.locked(ref) as rec:
+            observed = self.observe(rec)
+            if not observed.status.can_remove(force):
+                raise Conflict(
+                    f"cannot remove container {rec.id[:12]}: it is {observed.status.value}; "
+                    "stop it first or use --force")
+            if observed.alive:
+                runtime = ociruntime.find(rec.runtime, self.paths.runroot)
+                runtime.kill(rec.id, "KILL", all_processes=True)
+                if observed.status is Status.PAUSED:
+                    runtime.resume(rec.id)
+                self._wait_dead(rec, 10)
+            self._destroy(rec, anonymous_volumes=volumes)
+            return rec
+
+    def _destroy(self, rec: Record, *, anonymous_volumes: bool) -> None:
+        """Remove every trace of the container; safe on a half-made one."""
+        with contextlib.suppress(CorralError):
+            self._teardown(rec, ociruntime.find(rec.runtime, self.paths.runroot))
+        networking.release(self.paths, rec.id, rec.network)
+        shutil.rmtree(self.store.dir(rec.id), ignore_errors=True)
+        self.store.delete(rec.id)
+        if anonymous_volumes:
+            for m in rec.options.get("mounts", ()):
+                if m["type"] == "volume" and m["source"]:
+                    with contextlib.suppress(NotFound):
+                        vol = self.volumes.get(m["source"])
+                        if vol.anonymous:
+                            self.volumes.remove(vol.name, users=[])
+        with contextlib.suppress(FileNotFoundError):
+            (self.paths.runroot / "locks" / rec.id).unlink()
+
+    def prune(self) -> list[str]:
+        removed = []
+        for rec, observed in self.all():
+            if observed.status in (Status.EXITED, Status.CREATED):
+                with contextlib.suppress(NotFound, Conflict):
+                    self.remove(rec.id)
+                    removed.append(rec.id)
+        return removed
+
+    def volume_users(self, name: str) -> list[str]:
+        return [r.name for r in self.store.all()
+                if any(m["type"] == "volume" and m["source"] == name for m in r.options.get("mounts", ()))]
+
+    @contextlib.contextmanager
+    def mounted_rootfs(self, rec: Record) -> Iterator[Path]:
+        """The container's root filesystem, mounted for the duration if it is not already."""
+        rootfs = self.store.rootfs(rec.id)
+        if mounts.is_mounted(rootfs):
+            yield rootfs
+            return
+        with self.store.locked(rec.id):
+            d = self.store.dir(rec.id)
+            image = self.images.get(rec.image_id)
+            mounts.mount_all(self.images.rootfs_mounts(image, d / "upper", d / "work"), rootfs)
+            try:
+                yield rootfs
+            finally:
+                mounts.unmount(rootfs)
+
+
+def validate(opts: RunOptions) -> None:
+    """Refuse what corral does not do yet, loudly, before touching anything."""
+    if opts.restart not in ("no", ""):
+        raise InvalidArgument(
+            f"--restart={opts.restart} is not supported yet: restart policies come in a later release")
+    if opts.log_driver not in ("k8s-file", "json-file", "none"):
+        raise InvalidArgument(f"unsupported log driver {opts.log_driver!r}: use k8s-file or json-file")
+    if opts.remove and opts.restart not in ("no", ""):
+        raise InvalidArgument("conflicting options: --restart and --rm")
+    specgen.validate_security_opts(opts)
+
+
+def _signal_name(sig: str) -> str:
+    """Docker accepts SIGTERM, TERM, 15; runtimes accept the name without SIG or the number."""
+    name = sig.upper().removeprefix("SIG")
+    if name.isdigit() or name in _SIGNALS:
+        return name
+    import signal
+
+    if hasattr(signal, f"SIG{name}"):
+        return name
+    raise InvalidArgument(f"invalid signal: {sig}")

@@ -1,0 +1,42 @@
+"""Docker-style generated container names: `<adjective>_<surname>`, e.g. `brave_lovelace`.
+
+The lists are corral's own. Like Docker, a collision is retried by the caller (the database's
+UNIQUE constraint decides), and after a few tries a digit suffix is added.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+_ADJECTIVES = (
+    "admiring", "agile", "amazing", "bold", "brave", "bright", "busy", "calm", "careful",
+    "charming", "cheerful", "clever", "cool", "curious", "daring", "dazzling", "eager",
+    "earnest", "elated", "elegant", "epic", "fervent", "fond", "friendly", "gallant", "gentle",
+    "glad", "graceful", "happy", "hardy", "helpful", "honest", "hopeful", "humble", "jolly",
+    "keen", "kind", "lively", "loyal", "lucid", "merry", "modest", "musing", "nifty", "noble",
+    "patient", "peaceful", "polite", "proud", "quick", "quiet", "relaxed", "serene", "sharp",
+    "silly", "sleepy", "smart", "steady", "stoic", "sunny", "swift", "tender", "thirsty",
+    "tidy", "trusting", "upbeat", "vibrant", "vigilant", "warm", "wise", "witty", "zealous",
+)  # fmt: skip
+
+_SURNAMES = (
+    "agnesi", "archimedes", "babbage", "banach", "bardeen", "bell", "bohr", "boole", "cantor",
+    "carson", "cerf", "chandrasekhar", "curie", "darwin", "dijkstra", "einstein", "euclid",
+    "euler", "faraday", "fermat", "fermi", "feynman", "franklin", "galileo", "gauss", "germain",
+    "goldberg", "goodall", "hamilton", "hawking", "heisenberg", "hertz", "hilbert", "hodgkin",
+    "hopper", "hypatia", "johnson", "kepler", "knuth", "kowalevski", "lamarr", "lamport",
+    "leibniz", "liskov", "lovelace", "maxwell", "meitner", "mendel", "mirzakhani", "morse",
+    "newton", "noether", "pascal", "pasteur", "planck", "poincare", "ramanujan", "ritchie",
+    "shannon", "sinoussi", "tesla", "thompson", "torvalds", "turing", "volta", "wiles", "wozniak",
+    "yalow", "yonath",
+)  # fmt: skip
+
+# Docker's rule for user-chosen names.
+VALID_NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+
+
+def generate(attempt: int = 0) -> str:
+    """A random name; from the third attempt on, a digit is appended to escape collisions."""
+    name = f"{random.choice(_ADJECTIVES)}_{random.choice(_SURNAMES)}"
+    return f"{name}{random.randint(0, 9)}" if attempt >= 3 else name
