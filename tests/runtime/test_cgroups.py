@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from corral.runtime.cgroups import CgroupError, Manager, open_manager, reopen
-from corral.runtime.cgroups.detect import UNIFIED, Layout, detect
+from corral.runtime.cgroups.detect import UNIFIED, Hierarchy, Layout, detect
 from tests.runtime.forked import errno_of, run_forked
 
 MiB = 1 << 20
@@ -108,12 +108,17 @@ def test_blkio_throttle_and_weight(cgroup: Manager) -> None:
         pytest.skip("no virtio disk to throttle")
     major, minor = (int(n) for n in disk.read_text().split(":"))
     cgroup.create({"blockIO": {
+        "weight": 500,
         "throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 1048576}],
         "throttleWriteIOPSDevice": [{"major": major, "minor": minor, "rate": 100}],
     }})
     blkio = v1_dir(cgroup, "blkio")
     assert (blkio / "blkio.throttle.read_bps_device").read_text() == f"{major}:{minor} 1048576\n"
     assert (blkio / "blkio.throttle.write_iops_device").read_text() == f"{major}:{minor} 100\n"
+    weight = blkio / "blkio.weight"
+    if not weight.exists():  # Linux >= 5.0 offers a weight only through BFQ
+        weight = blkio / "blkio.bfq.weight"
+    assert weight.read_text().split()[-1] == "500"
 
 
 def test_hugetlb_limit_goes_where_the_controller_is(cgroup: Manager) -> None:
@@ -355,3 +360,61 @@ def test_v2_value_conversions() -> None:
     assert v2.memory_swap_max(64 * MiB, -1) == "max"
     with pytest.raises(CgroupError, match="below the memory limit"):
         v2.memory_swap_max(64 * MiB, 32 * MiB)
+
+
+# ---------------------------------------------------------------- path rules on other layouts
+
+def pure_v2(own: str) -> Layout:
+    return Layout((), Hierarchy(UNIFIED, "/sys/fs/cgroup", ("cpu", "memory", "pids"), own))
+
+
+@pytest.mark.parametrize(
+    ("cgroups_path", "directory"),
+    [
+        ("/machine/c1", "/sys/fs/cgroup/machine/c1"),
+        ("machine/c1", "/sys/fs/cgroup/machine/c1"),  # runc's fs2: relative to the root
+        (None, "/sys/fs/cgroup/user.slice/c1"),        # default: next to our own cgroup
+    ],
+)
+def test_paths_on_a_pure_v2_host(cgroups_path: str | None, directory: str) -> None:
+    manager = open_manager(cgroups_path, "c1", layout=pure_v2("/user.slice/session-3.scope"))
+    assert manager.paths == {UNIFIED: directory}
+    assert manager.path == directory.removeprefix("/sys/fs/cgroup")
+
+
+def test_paths_on_a_v1_host_with_combined_controllers() -> None:
+    layout = Layout((Hierarchy("cpu,cpuacct", "/sys/fs/cgroup/cpu,cpuacct", ("cpu", "cpuacct"), "/a"),
+                     Hierarchy("memory", "/sys/fs/cgroup/memory", ("memory",), "/b")), None)
+    manager = open_manager("x/y", "c1", layout=layout)
+    assert manager.paths == {"cpu,cpuacct": "/sys/fs/cgroup/cpu,cpuacct/a/x/y",
+                             "memory": "/sys/fs/cgroup/memory/b/x/y"}
+    assert manager.path == "/b/x/y"
+    assert layout.mode == "v1"
+    assert manager.mount_sources() == [
+        ("tmpfs", "tmpfs", ""),
+        ("cgroup", "cpu,cpuacct", "cpu,cpuacct"),
+        ("symlink", "cpu,cpuacct", "cpu"),
+        ("symlink", "cpu,cpuacct", "cpuacct"),
+        ("cgroup", "memory", "memory"),
+    ]
+
+
+def test_the_root_cgroup_is_refused() -> None:
+    with pytest.raises(CgroupError, match="names the root cgroup"):
+        open_manager("/", "c1", layout=pure_v2("/"))
+
+
+def test_own_cgroup_is_relative_to_what_the_mount_shows() -> None:
+    from corral.runtime.cgroups.detect import _relative
+
+    assert _relative("/process_api/x", "/") == "/process_api/x"
+    assert _relative("/docker/abc/sub", "/docker/abc") == "/sub"  # a bind-mounted sub-cgroup
+    assert _relative("/docker/abc", "/docker/abc") == "/"
+    assert _relative("/elsewhere", "/docker/abc") == "/"
+
+
+def test_this_host_is_detected_as_hybrid() -> None:
+    assert LAYOUT.mode == "hybrid"
+    assert LAYOUT.unified is not None and LAYOUT.unified.mountpoint == "/sys/fs/cgroup/unified"
+    assert {"memory", "cpu", "pids", "freezer", "devices"} <= {
+        c for h in LAYOUT.v1 for c in h.controllers}

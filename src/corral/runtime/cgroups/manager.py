@@ -345,9 +345,13 @@ def _is_systemd_form(cgroups_path: str) -> bool:
     return not cgroups_path.startswith("/") and cgroups_path.count(":") == 2 and "/" not in cgroups_path
 
 
-def open_manager(cgroups_path: str | None, container_id: str) -> Manager:
-    """The Manager for config.json's `linux.cgroupsPath` (see the module docstring)."""
-    layout = detect()
+def open_manager(cgroups_path: str | None, container_id: str, *,
+                 layout: Layout | None = None) -> Manager:
+    """The Manager for config.json's `linux.cgroupsPath` (see the module docstring).
+
+    `layout` defaults to this host's (detect()); tests pass other hosts' layouts.
+    """
+    layout = layout or detect()
     if not layout.v1 and layout.unified is None:
         raise CgroupError("no cgroup hierarchy is mounted (looked in /proc/self/mountinfo)")
     if cgroups_path and _is_systemd_form(cgroups_path):
