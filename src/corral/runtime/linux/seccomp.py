@@ -92,14 +92,15 @@ _ATTR_CTL_NNP = 3
 _ATTR_CTL_LOG = 6
 _ATTR_CTL_SSB = 7
 _ATTR_CTL_OPTIMIZE = 8
+_ATTR_CTL_WAITKILL = 10
 
 # OCI flag -> (filter attribute to set to 1, or None when nothing is needed; minimum API level)
 FLAGS: dict[str, tuple[int | None, int]] = {
     "SECCOMP_FILTER_FLAG_TSYNC": (None, 1),
     "SECCOMP_FILTER_FLAG_LOG": (_ATTR_CTL_LOG, 3),
     "SECCOMP_FILTER_FLAG_SPEC_ALLOW": (_ATTR_CTL_SSB, 4),
-    # needs libseccomp >= 2.6 (SCMP_FLTATR_CTL_WAITKILL); known, refused by load() when missing
-    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": (None, 7),
+    # SCMP_FLTATR_CTL_WAITKILL: libseccomp >= 2.6 (API level 7); refused by load() below that
+    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": (_ATTR_CTL_WAITKILL, 7),
 }
 
 _MAX_ARGS = 6
@@ -233,7 +234,7 @@ def supported_flags() -> list[str]:
         api = int(_libseccomp().seccomp_api_get())
     except SeccompError:
         return []
-    return [name for name, (attr, level) in FLAGS.items() if level <= api and (attr or level == 1)]
+    return [name for name, (_attr, level) in FLAGS.items() if level <= api]
 
 
 def _check_rc(rc: int, what: str) -> None:
@@ -307,7 +308,7 @@ def _set_flags(lib: ctypes.CDLL, ctx: int, flags: Sequence[str]) -> None:
     api = int(lib.seccomp_api_get())
     for flag in flags:
         attr, level = FLAGS[flag]
-        if api < level or (attr is None and level > 1):
+        if api < level:
             raise SeccompError(f"seccomp: flag {flag} is not supported by libseccomp/kernel (API {api})")
         if attr is not None:
             _check_rc(lib.seccomp_attr_set(ctx, attr, 1), f"setting flag {flag}")
