@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Callable
 
 from corral.runtime.linux import syscalls as sc
 
 _RESOLVE = sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS
 _PATH = os.O_PATH | os.O_CLOEXEC
+_MAX_LINKS = 40
 
 
 def proc_path(fd: int) -> str:
@@ -29,52 +31,67 @@ def open_path(rootfd: int, path: str, flags: int = _PATH) -> int:
     return sc.openat2(rootfd, _rel(path), flags | os.O_CLOEXEC, _RESOLVE)
 
 
-def ensure_dir(rootfd: int, path: str, mode: int = 0o755) -> int:
-    """mkdir -p inside the root; returns an O_PATH fd of the directory."""
+def _dangling_target(dirfd: int, parent: str, name: str) -> str | None:
+    """Where a dangling symlink `name` points, as a path inside the root; None if not a link."""
+    try:
+        link = os.readlink(name, dir_fd=dirfd)
+    except OSError:
+        return None
+    return link if link.startswith("/") else os.path.join("/", parent, link)
+
+
+def _create_in_parent(rootfd: int, rel: str, make: Callable[[str, int], None],
+                      depth: int) -> str | None:
+    """Create the leaf of `rel` with `make(name, dirfd)`; if a dangling symlink is in the way,
+    return its target (to be created instead, still inside the root)."""
+    parent, name = os.path.split(rel)
+    parent_fd = ensure_dir(rootfd, parent, _depth=depth + 1) if parent else os.dup(rootfd)
+    try:
+        dirfd = os.open(proc_path(parent_fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            make(name, dirfd)
+        except FileExistsError:
+            return _dangling_target(dirfd, parent, name)
+        finally:
+            os.close(dirfd)
+    finally:
+        os.close(parent_fd)
+    return None
+
+
+def ensure_dir(rootfd: int, path: str, mode: int = 0o755, *, _depth: int = 0) -> int:
+    """mkdir -p inside the root (following symlinks inside it); returns an O_PATH fd."""
     rel = _rel(path)
     try:
         return open_path(rootfd, rel, _PATH | os.O_DIRECTORY)
     except FileNotFoundError:
         pass
-    parent, name = os.path.split(rel)
-    parent_fd = ensure_dir(rootfd, parent, mode) if parent else os.dup(rootfd)
-    try:
-        dirfd = os.open(proc_path(parent_fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.mkdir(name, mode, dir_fd=dirfd)
-        except FileExistsError:
-            pass  # raced, or a symlink: resolving again below follows it inside the root
-        finally:
-            os.close(dirfd)
-    finally:
-        os.close(parent_fd)
-    try:
-        return open_path(rootfd, rel, _PATH | os.O_DIRECTORY)
-    except FileNotFoundError:
-        raise OSError(errno.ENOENT, f"cannot create directory /{rel}: dangling symlink") from None
+    if _depth > _MAX_LINKS:
+        raise OSError(errno.ELOOP, f"cannot create directory /{rel}: too many levels of symlinks")
+    target = _create_in_parent(rootfd, rel, lambda name, fd: os.mkdir(name, mode, dir_fd=fd),
+                               _depth)
+    if target is not None:
+        return ensure_dir(rootfd, target, mode, _depth=_depth + 1)
+    return open_path(rootfd, rel, _PATH | os.O_DIRECTORY)
 
 
-def ensure_file(rootfd: int, path: str, mode: int = 0o644) -> int:
+def _touch(name: str, dirfd: int, mode: int) -> None:
+    flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+    os.close(os.open(name, flags, mode, dir_fd=dirfd))
+
+
+def ensure_file(rootfd: int, path: str, mode: int = 0o644, *, _depth: int = 0) -> int:
     """Create an empty file (a bind-mount target) inside the root unless something is there."""
     rel = _rel(path)
     try:
         return open_path(rootfd, rel)
     except FileNotFoundError:
         pass
-    parent, name = os.path.split(rel)
-    parent_fd = ensure_dir(rootfd, parent) if parent else os.dup(rootfd)
-    try:
-        dirfd = os.open(proc_path(parent_fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            fd = os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                         mode, dir_fd=dirfd)
-            os.close(fd)
-        except FileExistsError:
-            pass
-        finally:
-            os.close(dirfd)
-    finally:
-        os.close(parent_fd)
+    if _depth > _MAX_LINKS:
+        raise OSError(errno.ELOOP, f"cannot create /{rel}: too many levels of symlinks")
+    target = _create_in_parent(rootfd, rel, lambda name, fd: _touch(name, fd, mode), _depth)
+    if target is not None:
+        return ensure_file(rootfd, target, mode, _depth=_depth + 1)
     return open_path(rootfd, rel)
 
 

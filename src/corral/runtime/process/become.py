@@ -41,7 +41,7 @@ def _home(uid: int) -> str:
     return "/"
 
 
-def lookup(name: str, path_env: str | None) -> str:
+def lookup(name: str, path_env: str) -> str:
     """exec.LookPath as runc reports it (podman maps these messages to 126/127)."""
     if "/" in name:
         try:
@@ -51,7 +51,7 @@ def lookup(name: str, path_env: str | None) -> str:
         if stat.S_ISDIR(st.st_mode) or not os.access(name, os.X_OK):
             raise RuntimeFailure(f'exec: "{name}": permission denied')
         return name
-    for directory in (path_env if path_env is not None else "").split(":"):
+    for directory in path_env.split(":"):
         candidate = os.path.join(directory or ".", name)
         try:
             st = os.stat(candidate)
@@ -66,7 +66,7 @@ def program(process: Process) -> Program:
     """The program to execve, looked up in the container's view of the filesystem."""
     env = dict(e.partition("=")[::2] for e in process.env)
     env.setdefault("HOME", _home(process.user.uid))
-    return Program(lookup(process.args[0], env.get("PATH")), list(process.args), env)
+    return Program(lookup(process.args[0], env.get("PATH", DEFAULT_PATH)), list(process.args), env)
 
 
 def preload(process: Process, seccomp: Mapping[str, Any] | None) -> None:
@@ -86,6 +86,8 @@ def preload(process: Process, seccomp: Mapping[str, Any] | None) -> None:
 
 
 def _rlimits(process: Process) -> None:
+    if not process.rlimits:
+        return
     import resource
 
     for r in process.rlimits:

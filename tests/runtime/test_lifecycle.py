@@ -1,0 +1,155 @@
+"""The container lifecycle through the CLI: run, create/start/state/kill/delete, list, ps,
+pause/resume, exit codes and signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from tests.conftest import corral_bin
+from tests.runtime.corral_bundle import Bundle, Runtime, new_id
+
+
+def test_run_shows_own_hostname_pid1_and_only_loopback(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.shell("hostname; ps -o pid,args; cat /proc/net/dev").write()
+    out = runtime("run", "--bundle", str(bundle.path), new_id(), check=True)
+    lines = out.stdout.splitlines()
+    assert lines[0] == "corral"
+    assert lines[2].split()[:2] == ["1", "sh"]  # the shell is pid 1
+    interfaces = [line.split(":")[0].strip() for line in lines if ":" in line]
+    assert interfaces == ["lo"]
+
+
+def test_run_passes_exit_code_through(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.shell("exit 42").write()
+    assert runtime("run", "-b", str(bundle.path), new_id()).returncode == 42
+
+
+def _wait_for_status(runtime: Runtime, cid: str, status: str) -> None:
+    deadline = time.monotonic() + 10
+    while True:
+        out = runtime("state", cid)
+        if out.returncode == 0 and json.loads(out.stdout)["status"] == status:
+            return
+        assert time.monotonic() < deadline, f"{cid} never became {status}"
+        time.sleep(0.02)
+
+
+def test_run_reports_death_by_signal_as_128_plus_signal(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.args("sleep", "60").write()
+    cid = new_id()
+    run = subprocess.Popen([corral_bin("corral-runtime"), "--root", str(runtime.root), "run",
+                            "-b", str(bundle.path), cid])
+    _wait_for_status(runtime, cid, "running")
+    runtime("kill", cid, "KILL", check=True)
+    assert run.wait(timeout=10) == 128 + signal.SIGKILL
+
+
+def test_run_forwards_signals_to_the_container(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.shell("trap 'exit 9' TERM; sleep 60 & wait").write()
+    cid = new_id()
+    run = subprocess.Popen([corral_bin("corral-runtime"), "--root", str(runtime.root), "run",
+                            "-b", str(bundle.path), cid])
+    _wait_for_status(runtime, cid, "running")
+    time.sleep(0.1)  # let the shell install its trap
+    run.send_signal(signal.SIGTERM)
+    assert run.wait(timeout=10) == 9
+
+
+def test_run_deletes_the_container_afterwards(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.shell("true").write()
+    cid = new_id()
+    runtime("run", "-b", str(bundle.path), cid, check=True)
+    assert "does not exist" in runtime("state", cid).stderr
+    assert not (runtime.root / cid).exists()
+
+
+def test_create_start_kill_delete(runtime: Runtime, bundle: Bundle, tmp_path) -> None:
+    bundle.args("sleep", "60").write()
+    cid = new_id()
+    pid_file = tmp_path / "pid"
+    runtime("create", "-b", str(bundle.path), "--pid-file", str(pid_file), cid, check=True)
+    state = runtime.state(cid)
+    assert state["status"] == "created"
+    assert state["pid"] == int(pid_file.read_text())
+    assert state["bundle"] == str(bundle.path)
+    # init waits before the user program: it is still the runtime, not sleep
+    assert b"sleep" not in Path(f"/proc/{state['pid']}/cmdline").read_bytes()
+
+    runtime("start", cid, check=True)
+    assert runtime.state(cid)["status"] == "running"
+    assert Path(f"/proc/{state['pid']}/cmdline").read_bytes().startswith(b"sleep")
+
+    runtime("kill", cid, "KILL", check=True)
+    _wait_for_status(runtime, cid, "stopped")
+    assert runtime.state(cid)["pid"] == 0
+    runtime("delete", cid, check=True)
+    assert not (runtime.root / cid).exists()
+
+
+def test_list_and_ps(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.args("sleep", "60").write()
+    cid = new_id()
+    runtime("run", "-d", "-b", str(bundle.path), cid, check=True)
+    pid = runtime.state(cid)["pid"]
+    table = runtime("list", check=True).stdout.splitlines()
+    assert table[0].split() == ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
+    assert table[1].split()[:3] == [cid, str(pid), "running"]
+    assert [s["id"] for s in json.loads(runtime("list", "--format", "json").stdout)] == [cid]
+    assert runtime("list", "-q").stdout == cid + "\n"
+    assert json.loads(runtime("ps", "--format", "json", cid, check=True).stdout) == [pid]
+    assert str(pid) in runtime("ps", cid, check=True).stdout
+
+
+def test_kill_all_and_signal_numbers(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.shell("trap 'exit 3' TERM; sleep 60 & wait").write()
+    cid = new_id()
+    runtime("run", "-d", "-b", str(bundle.path), cid, check=True)
+    time.sleep(0.1)  # let the shell install its trap
+    runtime("kill", "--all", cid, "15", check=True)
+    _wait_for_status(runtime, cid, "stopped")
+
+
+def test_pause_and_resume(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.args("sleep", "60").write()
+    cid = new_id()
+    runtime("run", "-d", "-b", str(bundle.path), cid, check=True)
+    runtime("pause", cid, check=True)
+    assert runtime.state(cid)["status"] == "paused"
+    assert "paused" in runtime("pause", cid).stderr
+    runtime("resume", cid, check=True)
+    assert runtime.state(cid)["status"] == "running"
+
+
+def test_delete_force_kills_a_running_container(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.args("sleep", "60").write()
+    cid = new_id()
+    runtime("run", "-d", "-b", str(bundle.path), cid, check=True)
+    pid = runtime.state(cid)["pid"]
+    runtime("delete", "--force", cid, check=True)
+    assert not os.path.exists(f"/proc/{pid}/cmdline") or \
+        b"sleep" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+    assert not (runtime.root / cid).exists()
+
+
+def test_delete_of_a_created_container_kills_its_init(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.args("true").write()
+    cid = new_id()
+    runtime("create", "-b", str(bundle.path), cid, check=True)
+    runtime("delete", cid, check=True)
+    assert not (runtime.root / cid).exists()
+
+
+def test_update_changes_pids_limit(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.args("sleep", "60").write()
+    cid = new_id()
+    runtime("run", "-d", "-b", str(bundle.path), cid, check=True)
+    runtime("update", "--pids-limit", "7", cid, check=True)
+    from corral.runtime.cgroups import open_manager
+
+    pids_dir = open_manager(None, cid).paths["pids"]
+    assert Path(pids_dir, "pids.max").read_text().strip() == "7"
