@@ -1,0 +1,200 @@
+"""containerd's runc shim drives corral-runtime as its runc binary (`ctr run --runc-binary`).
+
+The test starts a private containerd (its own root, state and socket; CRI and the snapshotters it
+does not need switched off) and stops it at the end. Each case runs with crun first, which checks
+the test, then with corral-runtime.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pty
+import shutil
+import signal
+import subprocess
+import tarfile
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.runtime.bundles import hugetlb_as_v1, runtime_binary
+from tests.runtime.test_podman import read_pty_until
+
+IMAGE = "localhost/corral-busybox:ctr"
+CTR_TIMEOUT = 120
+PATH_ENV = "PATH=/usr/sbin:/usr/bin:/sbin:/bin"  # `--rootfs` containers get no image env
+
+CONFIG = """\
+version = 2
+root = "{home}/root"
+state = "{home}/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
+                    "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.aufs",
+                    "io.containerd.snapshotter.v1.devmapper",
+                    "io.containerd.tracing.processor.v1.otlp"]
+[grpc]
+  address = "{home}/containerd.sock"
+[ttrpc]
+  address = "{home}/containerd.sock.ttrpc"
+[debug]
+  address = "{home}/debug.sock"
+[metrics]
+  address = ""
+"""
+
+
+@dataclass
+class Ctr:
+    """`ctr` against the private containerd, in its own namespace, with one runc binary."""
+
+    home: Path
+    runtime: str = "crun"
+
+    def argv(self, *args: str) -> list[str]:
+        return ["ctr", "--address", str(self.home / "containerd.sock"), "--namespace",
+                "corral-tests", *args]
+
+    def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.argv(*args), capture_output=True, text=True,
+                              timeout=CTR_TIMEOUT, check=False)
+
+    def ok(self, *args: str) -> str:
+        result = self(*args)
+        assert result.returncode == 0, f"ctr {' '.join(args)} exited {result.returncode}: {result.stderr}"
+        return result.stdout
+
+    def run_flags(self) -> list[str]:
+        return ["--runc-binary", runtime_binary(self.runtime)]
+
+
+def docker_archive(rootfs: Path, dest: Path, tag: str) -> Path:
+    """A one-layer docker-archive of `rootfs`, as `docker save` writes it."""
+    staging = dest.parent / "archive"
+    staging.mkdir()
+    layer = staging / "layer.tar"
+    with tarfile.open(layer, "w") as tar:
+        tar.add(rootfs, arcname=".")
+    diff_id = "sha256:" + hashlib.sha256(layer.read_bytes()).hexdigest()
+    config = {"architecture": "amd64", "os": "linux",
+              "config": {"Env": [PATH_ENV], "Cmd": ["sh"]},
+              "rootfs": {"type": "layers", "diff_ids": [diff_id]}, "history": [{}]}
+    config_bytes = json.dumps(config).encode()
+    config_name = hashlib.sha256(config_bytes).hexdigest() + ".json"
+    (staging / config_name).write_bytes(config_bytes)
+    manifest = [{"Config": config_name, "RepoTags": [tag], "Layers": ["layer.tar"]}]
+    (staging / "manifest.json").write_text(json.dumps(manifest))
+    with tarfile.open(dest, "w") as tar:
+        for name in ("manifest.json", config_name, "layer.tar"):
+            tar.add(staging / name, arcname=name)
+    shutil.rmtree(staging)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def containerd_home(busybox_rootfs: Path) -> Iterator[Path]:
+    """A running private containerd with the busybox image imported; stopped at the end."""
+    hugetlb_as_v1()  # crun 1.8 refuses a controller on cgroup2 (HOST-NOTES.md)
+    # unix socket paths must stay short (108 bytes): pytest's temp paths are too long
+    home = Path(tempfile.mkdtemp(prefix="corral-ctrd-", dir="/tmp"))
+    (home / "config.toml").write_text(CONFIG.format(home=home))
+    with open(home / "containerd.log", "w") as log:
+        daemon = subprocess.Popen(["containerd", "--config", str(home / "config.toml")],
+                                  stdout=log, stderr=subprocess.STDOUT)
+    try:
+        ctr = Ctr(home)
+        deadline = time.monotonic() + 20
+        while ctr("version").returncode != 0:
+            assert daemon.poll() is None, (home / "containerd.log").read_text()
+            assert time.monotonic() < deadline, "containerd did not come up"
+            time.sleep(0.05)
+        ctr.ok("image", "import", str(docker_archive(busybox_rootfs, home / "busybox.tar", IMAGE)))
+        yield home
+        for task in ctr("task", "list", "--quiet").stdout.split():
+            ctr("task", "kill", "--signal", "SIGKILL", task)
+            ctr("task", "delete", "--force", task)
+        for container in ctr("container", "list", "--quiet").stdout.split():
+            ctr("container", "delete", container)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            daemon.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+        subprocess.run(["umount", "--recursive", "--quiet", str(home / "state")], check=False)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(params=["crun", "corral-runtime"])
+def ctr(request: pytest.FixtureRequest, containerd_home: Path) -> Ctr:
+    return Ctr(containerd_home, request.param)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def test_run_rootfs_output_and_exit_status(ctr: Ctr, busybox_rootfs: Path) -> None:
+    result = ctr("run", "--rm", *ctr.run_flags(), "--env", PATH_ENV, "--rootfs", str(busybox_rootfs),
+                 unique("rootfs"), "sh", "-c", "echo pid=$$ user=$(id -u); exit 3")
+    assert result.returncode == 3, result.stderr
+    assert result.stdout.split() == ["pid=1", "user=0"]
+
+
+def test_run_image(ctr: Ctr) -> None:
+    result = ctr("run", "--rm", *ctr.run_flags(), IMAGE, unique("image"),
+                 "sh", "-c", "head -1 /etc/passwd; grep -c ^Cap /proc/self/status")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["root:x:0:0:root:/root:/bin/sh", "5"]
+
+
+def test_run_with_a_terminal(ctr: Ctr) -> None:
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(ctr.argv("run", "--rm", "--tty", *ctr.run_flags(), IMAGE,
+                                     unique("tty"), "sh", "-c", "tty; exit 7"),
+                            stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+    try:
+        seen = read_pty_until(master, None)
+        assert proc.wait(timeout=CTR_TIMEOUT) == 7
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    assert "/dev/pts/0" in seen.decode(errors="replace").split()
+
+
+def test_detached_task_exec_and_kill(ctr: Ctr) -> None:
+    name = unique("detached")
+    ctr.ok("run", "--detach", *ctr.run_flags(), IMAGE, name, "sleep", "600")
+    try:
+        exec_ = ctr("task", "exec", "--exec-id", "probe", name, "sh", "-c", "cat /proc/1/comm; exit 4")
+        assert exec_.returncode == 4, exec_.stderr
+        assert exec_.stdout.split() == ["sleep"]
+        assert task_status(ctr, name) == "RUNNING"
+        ctr.ok("task", "kill", "--signal", "SIGKILL", name)
+        deadline = time.monotonic() + 20
+        while task_status(ctr, name) != "STOPPED":
+            assert time.monotonic() < deadline, "the task never stopped"
+            time.sleep(0.05)
+        ctr.ok("task", "delete", name)
+    finally:
+        ctr("task", "delete", "--force", name)
+        ctr("container", "delete", name)
+    assert name not in ctr.ok("container", "list", "--quiet").split()
+
+
+def task_status(ctr: Ctr, name: str) -> str:
+    for line in ctr.ok("task", "list").splitlines()[1:]:
+        fields = line.split()
+        if fields[0] == name:
+            return fields[2]
+    return "GONE"
