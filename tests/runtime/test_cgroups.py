@@ -15,6 +15,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -148,9 +149,31 @@ def test_device_rules_are_enforced(cgroup: Manager) -> None:
         "null": 0, "kmsg_read": 0, "kmsg_write": errno.EPERM}
 
 
-def test_bad_value_names_file_and_value_and_leaves_nothing(cgroup: Manager) -> None:
-    with pytest.raises(CgroupError, match=r"memory.limit_in_bytes: cannot set 12x .*invalid value"):
-        cgroup.create({"pids": {"limit": 5}, "memory": {"limit": "12x"}})
+def test_value_the_kernel_refuses_names_file_and_value_and_leaves_nothing(cgroup: Manager) -> None:
+    with pytest.raises(CgroupError, match=r"cpuset\.cpus: cannot set 0-4095 in .*: Numerical result out of range"):
+        cgroup.create({"pids": {"limit": 5}, "cpu": {"cpus": "0-4095"}})
+    assert not cgroup.exists()
+
+
+@pytest.mark.parametrize(
+    ("resources", "message"),
+    [
+        ({"memory": {"limit": "12x"}}, "linux.resources.memory.limit: must be an integer, got '12x'"),
+        ({"pids": {"limit": True}}, "linux.resources.pids.limit: must be an integer, got True"),
+        ({"cpu": {"cpus": 3}}, "linux.resources.cpu.cpus: must be a string, got 3"),
+        ({"memory": []}, "linux.resources.memory: must be an object"),
+        ({"devices": [{"allow": "yes"}]}, "linux.resources.devices[0].allow: must be true or false"),
+        ({"blockIO": {"throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": "fast"}]}},
+         "linux.resources.blockIO.throttleReadBpsDevice[0].rate: must be an integer"),
+        ({"hugepageLimits": {"pageSize": "2MB"}}, "linux.resources.hugepageLimits: must be a list"),
+        ({"unified": {"memory.high": 5}}, "linux.resources.unified.memory.high: must be a string"),
+    ],
+)
+def test_wrong_types_are_refused_before_anything_is_made(
+        cgroup: Manager, resources: dict[str, Any], message: str) -> None:
+    with pytest.raises(CgroupError) as raised:
+        cgroup.create(resources)
+    assert str(raised.value).startswith(message)
     assert not cgroup.exists()
 
 
@@ -425,3 +448,34 @@ def test_layout_matches_the_mounts() -> None:
         assert LAYOUT.mode == "v1"
     for hierarchy in LAYOUT.v1:
         assert Path(hierarchy.mountpoint, "cgroup.procs").exists()
+
+
+def test_failed_create_removes_the_parents_it_made() -> None:
+    top = unique_path()
+    manager = open_manager(f"{top}/pod/ctr", "unused")
+    with pytest.raises(CgroupError, match=r"cpuset\.cpus"):
+        manager.create({"pids": {"limit": 5}, "cpu": {"cpus": "0-4095"}})
+    for hierarchy in LAYOUT.v1:
+        assert not os.path.exists(hierarchy.directory(top))
+
+
+def test_rootless_runtime_skips_hierarchies_it_cannot_write() -> None:
+    """runc's rootless rule: no cgroup is fine, a limit without a writable cgroup is an error."""
+    path = unique_path()
+
+    def as_user() -> dict[str, Any]:
+        os.setresgid(1000, 1000, 1000)
+        os.setresuid(1000, 1000, 1000)
+        manager = open_manager(path, "unused")
+        manager.create(None)
+        try:
+            open_manager(path, "unused").create({"pids": {"limit": 5}})
+            limited = "created"
+        except CgroupError as err:
+            limited = str(err)
+        return {"paths": manager.paths, "limited": limited}
+
+    result = run_forked(as_user).value
+    assert result == {"paths": {}, "limited": "pids: the pids cgroup controller is not available "
+                                              "to this rootless runtime"}
+    assert not any(os.path.exists(h.directory(path)) for h in LAYOUT.v1)

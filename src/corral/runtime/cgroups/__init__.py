@@ -5,10 +5,12 @@
                 open_manager(cgroupsPath, id), reopen(paths) for later verbs
     v1.py       cgroup v1 controller files
     v2.py       cgroup v2 (unified) files and runc's v1->v2 value conversions
+    validate.py check(resources): JSON types of linux.resources, before touching anything
     common.py   CgroupError and file access that names the file and value
 """
 
 from corral.runtime.cgroups.common import CgroupError
 from corral.runtime.cgroups.manager import Manager, open_manager, reopen
+from corral.runtime.cgroups.validate import check
 
-__all__ = ["CgroupError", "Manager", "open_manager", "reopen"]
+__all__ = ["CgroupError", "Manager", "check", "open_manager", "reopen"]

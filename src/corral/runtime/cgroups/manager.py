@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from corral.runtime.cgroups import v1, v2
+from corral.runtime.cgroups import v1, v2, validate
 from corral.runtime.cgroups.common import (
     CgroupError,
     procs,
@@ -81,18 +81,28 @@ class Manager:
         if directory is not None and set_v2 is not None:
             set_v2(directory, value)
             return
-        raise CgroupError(f"{what}: the {controller} cgroup controller is not available on this host")
+        where = "to this rootless runtime" if _rootless() else "on this host"
+        raise CgroupError(f"{what}: the {controller} cgroup controller is not available {where}")
 
     # ---------------------------------------------------------------- lifecycle
 
     def create(self, resources: Mapping[str, Any] | None) -> None:
         """mkdir the cgroup in every hierarchy and set the limits; undo everything on failure."""
+        validate.check(resources)
         created: list[str] = []
         try:
-            for key, directory in self.paths.items():
-                if not os.path.isdir(directory):
-                    os.makedirs(directory)
-                    created.append(directory)
+            for key, directory in list(self.paths.items()):
+                try:
+                    top = _makedirs(directory)
+                except PermissionError:
+                    if not _rootless():
+                        raise
+                    # runc's rootless rule: a hierarchy we may not write is left out; a limit
+                    # that needs it fails below, naming the controller.
+                    del self.paths[key]
+                    continue
+                if top is not None:
+                    created.append(top)
                 if key == UNIFIED and self.layout.unified is not None:
                     v2.enable_controllers(self.layout.unified.mountpoint, directory)
             cpuset = self.layout.v1_for("cpuset")
@@ -114,6 +124,7 @@ class Manager:
 
     def update(self, resources: Mapping[str, Any]) -> None:
         """`corral-runtime update`: set new limits (device rules are fixed at create, as in runc)."""
+        validate.check(resources)
         self._apply(resources, with_devices=False)
 
     def _apply(self, resources: Mapping[str, Any], *, with_devices: bool) -> None:
@@ -331,6 +342,28 @@ class Manager:
             else:
                 entries.append(("bind", self.paths[UNIFIED], target))
         return entries
+
+
+def _makedirs(directory: str) -> str | None:
+    """mkdir -p; returns the topmost directory it created (None if all existed), for undoing."""
+    missing = directory
+    while not os.path.isdir(os.path.dirname(missing)):
+        missing = os.path.dirname(missing)
+    if os.path.isdir(directory):
+        return None
+    os.makedirs(directory)
+    return missing
+
+
+def _rootless() -> bool:
+    """Not real root: another uid, or root of a user namespace (podman's rootless runtime)."""
+    if os.geteuid() != 0:
+        return True
+    try:
+        with open("/proc/self/uid_map") as f:
+            return f.read().split() != ["0", "0", "4294967295"]
+    except OSError:
+        return False
 
 
 def _set_rdma(directory: str, rdma: Mapping[str, Mapping[str, int]]) -> None:
