@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -153,3 +155,36 @@ def test_update_changes_pids_limit(runtime: Runtime, bundle: Bundle) -> None:
 
     pids_dir = open_manager(None, cid).paths["pids"]
     assert Path(pids_dir, "pids.max").read_text().strip() == "7"
+
+
+def test_run_as_a_non_root_user_with_groups(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.config["process"]["user"] = {"uid": 1000, "gid": 1000, "additionalGids": [5, 100],
+                                        "umask": 0o077}
+    bundle.shell("id -u; id -g; id -G; umask").write()
+    out = runtime("run", "-b", str(bundle.path), new_id())
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["1000", "1000", "1000", "5", "100", "0077"]
+
+
+def test_user_namespace_maps_root(runtime: Runtime, bundle: Bundle, busybox_rootfs: Path) -> None:
+    # The mapped root (host uid 200000) must reach the rootfs: pytest's tmp dirs are 0700.
+    reachable = Path(tempfile.mkdtemp(prefix="corral-userns-", dir="/tmp"))
+    reachable.chmod(0o755)
+    shutil.copytree(busybox_rootfs, reachable / "rootfs", symlinks=True)
+    bundle.config["root"]["path"] = str(reachable / "rootfs")
+    bundle.config["linux"]["namespaces"].append({"type": "user"})
+    bundle.config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+    bundle.config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+    bundle.shell("id -u; cat /proc/self/uid_map; ls -l /dev/null | cut -c1").write()
+    cid = new_id()
+    run = subprocess.Popen([corral_bin("corral-runtime"), "--root", str(runtime.root), "run",
+                            "-b", str(bundle.path), cid], stdout=subprocess.PIPE, text=True)
+    try:
+        stdout, _ = run.communicate(timeout=30)
+    finally:
+        shutil.rmtree(reachable)
+    assert run.returncode == 0
+    lines = stdout.splitlines()
+    assert lines[0] == "0"
+    assert lines[1].split() == ["0", "200000", "65536"]
+    assert lines[2] == "c"  # /dev/null bound from the host (no mknod in a user namespace)

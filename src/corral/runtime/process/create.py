@@ -145,6 +145,7 @@ def _hook_state(container_id: str, spec: Spec, bundle: str, pid: int) -> dict[st
 
 def _fifo(container: Container, spec: Spec) -> int:
     os.mkfifo(container.fifo_path, 0o622)
+    os.chmod(container.fifo_path, 0o622)  # not narrowed by the umask: init may not be root
     root_map = next((m for m in spec.linux.uid_mappings if m.container_id == 0), None)
     if root_map is not None:
         gid_map = next((m for m in spec.linux.gid_mappings if m.container_id == 0), None)
