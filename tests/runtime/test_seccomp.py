@@ -42,24 +42,40 @@ def mkdir_errno() -> int:
     return result
 
 
-def loaded(config: dict[str, Any], then: Callable[[], Any]) -> Callable[[], Any]:
+@pytest.fixture(params=["libseccomp", "prepared"])
+def way(request: pytest.FixtureRequest) -> str:
+    """How load() installs the filter: built by libseccomp in the child, or compiled by
+    prepare() in the parent and installed with seccomp(2) (libseccomp unusable in the child)."""
+    return str(request.param)
+
+
+def loaded(config: dict[str, Any], then: Callable[[], Any], way: str) -> Callable[[], Any]:
+    if way == "prepared":
+        seccomp.prepare(config)
+
     def child() -> Any:
+        if way == "prepared":
+            seccomp._libseccomp = no_libseccomp  # type: ignore[assignment]
         seccomp.load(config)
         return then()
     return child
 
 
-def test_refused_syscall_returns_configured_errno_and_others_work() -> None:
+def no_libseccomp() -> Any:
+    raise AssertionError("load() used libseccomp although the profile was prepared")
+
+
+def test_refused_syscall_returns_configured_errno_and_others_work(way: str) -> None:
     def probe() -> dict[str, int]:
         return {"mkdir": mkdir_errno(), "getpid_ok": int(os.getpid() > 0),
                 "stat": errno_of(lambda: os.stat("/"))}
 
-    result = run_forked(loaded(profile(deny_mkdir(action="SCMP_ACT_ERRNO", errnoRet=38)), probe))
+    result = run_forked(loaded(profile(deny_mkdir(action="SCMP_ACT_ERRNO", errnoRet=38)), probe, way))
     assert result.value == {"mkdir": 38, "getpid_ok": 1, "stat": 0}
 
 
-def test_errno_defaults_to_eperm() -> None:
-    result = run_forked(loaded(profile(deny_mkdir(action="SCMP_ACT_ERRNO")), mkdir_errno))
+def test_errno_defaults_to_eperm(way: str) -> None:
+    result = run_forked(loaded(profile(deny_mkdir(action="SCMP_ACT_ERRNO")), mkdir_errno, way))
     assert result.value == errno.EPERM
 
 
@@ -69,23 +85,23 @@ def test_unfiltered_child_can_mkdir() -> None:
 
 @pytest.mark.parametrize("action", ["SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD",
                                     "SCMP_ACT_TRAP"])
-def test_kill_and_trap_end_the_process_with_sigsys(action: str) -> None:
-    result = run_forked(loaded(profile(deny_mkdir(action=action)), mkdir_errno))
+def test_kill_and_trap_end_the_process_with_sigsys(action: str, way: str) -> None:
+    result = run_forked(loaded(profile(deny_mkdir(action=action)), mkdir_errno, way))
     assert result.killed_by == "SIGSYS"
     assert result.value is None
 
 
-def test_trace_without_tracer_fails_with_enosys() -> None:
-    result = run_forked(loaded(profile(deny_mkdir(action="SCMP_ACT_TRACE", errnoRet=7)), mkdir_errno))
+def test_trace_without_tracer_fails_with_enosys(way: str) -> None:
+    result = run_forked(loaded(profile(deny_mkdir(action="SCMP_ACT_TRACE", errnoRet=7)), mkdir_errno, way))
     assert result.value == errno.ENOSYS
 
 
-def test_log_allows_the_call() -> None:
-    result = run_forked(loaded(profile(deny_mkdir(action="SCMP_ACT_LOG")), mkdir_errno))
+def test_log_allows_the_call(way: str) -> None:
+    result = run_forked(loaded(profile(deny_mkdir(action="SCMP_ACT_LOG")), mkdir_errno, way))
     assert result.value == 0
 
 
-def test_default_errno_with_an_allow_list() -> None:
+def test_default_errno_with_an_allow_list(way: str) -> None:
     """defaultAction ERRNO + defaultErrnoRet: everything not allowed fails with that errno."""
     allowed = ["read", "write", "close", "exit", "exit_group", "rt_sigreturn", "rt_sigprocmask",
                "rt_sigaction", "brk", "mmap", "munmap", "mremap", "madvise", "futex", "getpid",
@@ -97,7 +113,7 @@ def test_default_errno_with_an_allow_list() -> None:
         return {"mkdir": errno_of(lambda: os.mkdir("/tmp/never-created")),
                 "getpid": int(os.getpid() > 0)}
 
-    assert run_forked(loaded(config, probe)).value == {"mkdir": errno.EOPNOTSUPP, "getpid": 1}
+    assert run_forked(loaded(config, probe, way)).value == {"mkdir": errno.EOPNOTSUPP, "getpid": 1}
 
 
 OPS: dict[str, Callable[[int, int], bool]] = {
@@ -121,29 +137,29 @@ def lseek_refusals() -> list[int]:
 
 
 @pytest.mark.parametrize("op", sorted(OPS))
-def test_argument_comparators(op: str) -> None:
+def test_argument_comparators(op: str, way: str) -> None:
     rule = {"names": ["lseek"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EACCES,
             "args": [{"index": 1, "op": op, "value": 23}]}
-    result = run_forked(loaded(profile(rule), lseek_refusals))
+    result = run_forked(loaded(profile(rule), lseek_refusals, way))
     assert result.value == [v for v in OFFSETS if OPS[op](v, 23)]
 
 
-def test_masked_eq_compares_under_the_mask() -> None:
+def test_masked_eq_compares_under_the_mask(way: str) -> None:
     # refuse offsets whose low 3 bits are all set: 23 (0b10111) and 63 (0b111111)
     rule = {"names": ["lseek"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EACCES,
             "args": [{"index": 1, "op": "SCMP_CMP_MASKED_EQ", "value": 7, "valueTwo": 7}]}
-    assert run_forked(loaded(profile(rule), lseek_refusals)).value == [23, 63]
+    assert run_forked(loaded(profile(rule), lseek_refusals, way)).value == [23, 63]
 
 
-def test_same_argument_twice_means_either_value() -> None:
+def test_same_argument_twice_means_either_value(way: str) -> None:
     """runc's rule: conditions on one argument index become separate rules (OR)."""
     rule = {"names": ["lseek"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EACCES,
             "args": [{"index": 1, "op": "SCMP_CMP_EQ", "value": 18},
                      {"index": 1, "op": "SCMP_CMP_EQ", "value": 63}]}
-    assert run_forked(loaded(profile(rule), lseek_refusals)).value == [18, 63]
+    assert run_forked(loaded(profile(rule), lseek_refusals, way)).value == [18, 63]
 
 
-def test_conditions_on_different_arguments_must_all_match() -> None:
+def test_conditions_on_different_arguments_must_all_match(way: str) -> None:
     rule = {"names": ["lseek"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EACCES,
             "args": [{"index": 1, "op": "SCMP_CMP_EQ", "value": 23},
                      {"index": 2, "op": "SCMP_CMP_EQ", "value": os.SEEK_SET}]}
@@ -154,23 +170,23 @@ def test_conditions_on_different_arguments_must_all_match() -> None:
                 errno_of(lambda: os.lseek(fd, 23, os.SEEK_CUR)),
                 errno_of(lambda: os.lseek(fd, 18, os.SEEK_SET))]
 
-    assert run_forked(loaded(profile(rule), probe)).value == [errno.EACCES, 0, 0]
+    assert run_forked(loaded(profile(rule), probe, way)).value == [errno.EACCES, 0, 0]
 
 
-def test_unknown_and_foreign_syscalls_are_ignored() -> None:
+def test_unknown_and_foreign_syscalls_are_ignored(way: str) -> None:
     rule = deny_mkdir(action="SCMP_ACT_ERRNO", errnoRet=5)
     rule["names"] = ["no_such_syscall_anywhere", "socketcall", *rule["names"]]
-    assert run_forked(loaded(profile(rule), mkdir_errno)).value == 5
+    assert run_forked(loaded(profile(rule), mkdir_errno, way)).value == 5
 
 
-def test_supported_flags_load() -> None:
+def test_supported_flags_load(way: str) -> None:
     config = profile(deny_mkdir(action="SCMP_ACT_ERRNO", errnoRet=9),
                      flags=["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG",
                             "SECCOMP_FILTER_FLAG_SPEC_ALLOW"])
-    assert run_forked(loaded(config, mkdir_errno)).value == 9
+    assert run_forked(loaded(config, mkdir_errno, way)).value == 9
 
 
-def test_notify_returns_a_listener_fd() -> None:
+def test_notify_returns_a_listener_fd(way: str) -> None:
     config = profile(deny_mkdir(action="SCMP_ACT_NOTIFY"), listenerPath="/run/unused.sock")
 
     def child() -> str:
@@ -178,6 +194,8 @@ def test_notify_returns_a_listener_fd() -> None:
         assert fd is not None
         return os.readlink(f"/proc/self/fd/{fd}")
 
+    if way == "prepared":
+        seccomp.prepare(config)
     assert run_forked(child).value == "anon_inode:seccomp notify"
 
 
@@ -315,3 +333,55 @@ def test_notify_fd_reaches_the_agent_which_answers_the_syscall(tmp_path: Path) -
 def test_send_listener_names_a_missing_agent(tmp_path: Path) -> None:
     with pytest.raises(SeccompError, match=r"listenerPath .*agent\.sock: No such file"):
         seccomp.send_listener(str(tmp_path / "agent.sock"), 0, pid=1, state={})
+
+
+PREPARED_CHILD = """
+import os, sys
+from corral.runtime.linux import seccomp
+config = {"defaultAction": "SCMP_ACT_ALLOW",
+          "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]}
+seccomp.prepare(config, cache_dir=sys.argv[1])
+uses_lib = "libseccomp" in open("/proc/self/maps").read()
+seccomp.load(config)
+try:
+    os.mkdir(sys.argv[1] + "/never")
+    result = 0
+except OSError as err:
+    result = err.errno
+print(uses_lib, result)
+"""
+
+
+def prepared_run(cache_dir: Path) -> list[str]:
+    out = subprocess.run([sys.executable, "-c", PREPARED_CHILD, str(cache_dir)],
+                         capture_output=True, text=True, check=True, timeout=30)
+    return out.stdout.split()
+
+
+def test_cached_program_needs_no_libseccomp(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    assert prepared_run(cache) == ["True", "38"]   # first run: libseccomp compiles, cache written
+    [cached] = cache.iterdir()
+    assert prepared_run(cache) == ["False", "38"]  # later runs: straight from the cache
+    assert [p.name for p in cache.iterdir()] == [cached.name]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "other-profile"])
+def test_damaged_or_foreign_cache_file_is_rebuilt(tmp_path: Path, damage: str) -> None:
+    cache = tmp_path / "cache"
+    prepared_run(cache)
+    [cached] = cache.iterdir()
+    good = cached.read_bytes()
+    if damage == "truncated":
+        cached.write_bytes(good[:-3])
+    else:  # same file name, another profile's program: must not be used
+        cached.write_bytes(good.replace(b'"errnoRet":38', b'"errnoRet":39'))
+    assert prepared_run(cache) == ["True", "38"]
+    assert cached.read_bytes() == good
+
+
+def test_prepare_exports_what_libseccomp_would_load() -> None:
+    config = profile(deny_mkdir(action="SCMP_ACT_ERRNO", errnoRet=38))
+    program = seccomp._export(config)
+    assert len(program) % 8 == 0 and len(program) > 8
+    assert seccomp._export(config) == program  # deterministic: cacheable
