@@ -222,6 +222,8 @@ class Containers:
             guard(rec, observed, observed.status.can_start(), "start")
             if rec.state != "created":
                 rec = self._finish(rec, observed)
+            elif self.store.bundle(rec.id).exists():  # a start that was killed half-way
+                self._teardown(rec, ociruntime.find(rec.runtime, self.paths.runroot))
             return self._start(rec, attach)
 
     def _start(self, rec: Record, attach: bool) -> tuple[Record, socket.socket | None]:
@@ -243,6 +245,9 @@ class Containers:
                 log_path=self.store.log_path(rec.id), exit_command=self._exit_command(rec.id),
                 tty=opts.tty, stdin=opts.interactive))
         except monitor.CreateFailed as e:
+            # conmon would now run the exit command, which waits for the lock we hold.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(monitor.conmon_pid(bundle), 9)
             self._teardown(rec, runtime)
             args = json.loads((self.store.dir(rec.id) / "config.json").read_text())["process"]["args"]
             raise ociruntime.start_error(str(e), args) from None
@@ -289,6 +294,8 @@ class Containers:
                 observed = self.observe(rec)
             if rec.state in ("running", "paused") and not observed.alive:
                 rec = self._finish(rec, observed)
+                if rec.options.get("remove"):
+                    self._destroy(rec, anonymous_volumes=True)
             return rec
 
     def _wait_dead(self, rec: Record, timeout: float) -> bool:
@@ -357,19 +364,22 @@ class Containers:
                 self._destroy(rec, anonymous_volumes=True)
 
     def _finish(self, rec: Record, observed: Observed) -> Record:
-        """Record the exit and take down what the running container held."""
+        """Record the exit (first: readers must never see a half-torn-down running container),
+        then take down what the running container held."""
+        rec = self.store.update(rec, state="exited", exit_code=observed.exit_code,
+                                oom_killed=observed.oom_killed, error=observed.error,
+                                finished_at=observed.finished_at or now())
         self._teardown(rec, ociruntime.find(rec.runtime, self.paths.runroot))
-        return self.store.update(rec, state="exited", exit_code=observed.exit_code,
-                                 oom_killed=observed.oom_killed, error=observed.error,
-                                 finished_at=observed.finished_at or now(), pid=0)
+        return rec
 
     def _teardown(self, rec: Record, runtime: ociruntime.Runtime) -> None:
         bundle = self.store.bundle(rec.id)
         if bundle.exists():
             runtime.delete(rec.id)
-            if monitor.alive(rec.conmon_pid) and monitor.exit_status(bundle) is None:
+            conmon = rec.conmon_pid or monitor.conmon_pid(bundle)
+            if monitor.alive(conmon) and monitor.exit_status(bundle) is None:
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(rec.conmon_pid, 9)
+                    os.kill(conmon, 9)
             shutil.rmtree(bundle, ignore_errors=True)
         mounts.unmount(self.store.rootfs(rec.id))
         networking.teardown(self.paths, rec.id, rec.network)

@@ -23,7 +23,8 @@ DEFAULT = "crun"
 CONFIG_FILE = Path("/etc/corral/corral.toml")
 
 _NOT_FOUND = re.compile(r"not found|no such file or directory", re.IGNORECASE)
-_CANNOT_EXEC = re.compile(r"permission denied|is a directory|exec format error", re.IGNORECASE)
+_CANNOT_EXEC = re.compile(r"permission denied|operation not permitted|is a directory|exec format error",
+                          re.IGNORECASE)
 
 
 class Runtime(NamedTuple):
@@ -114,7 +115,8 @@ def error_message(stderr: str) -> str:
 def start_error(message: str, args: Sequence[str]) -> CorralError:
     """Docker's mapping of a failed create/exec: 127 not found, 126 cannot execute, else 125."""
     program = args[0] if args else ""
-    if _CANNOT_EXEC.search(message):
+    message = "; ".join(line.strip() for line in message.splitlines() if line.strip())
+    if _CANNOT_EXEC.search(message) and "exec" in message:
         return CannotExecute(f"{program}: permission denied: cannot execute ({message})")
     if _NOT_FOUND.search(message) and ("exec" in message or "executable" in message or program in message):
         return CommandNotFound(f"{program}: executable file not found in $PATH ({message})")

@@ -1,0 +1,147 @@
+"""State that stays true: bad input leaves nothing, concurrency, killed CLIs, dead monitors, reboots."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.containers.conftest import Corral, leftovers
+
+
+def _nothing_left(corral: Corral) -> None:
+    assert corral.ids() == []
+    containers = corral.store / "containers"
+    assert not containers.exists() or os.listdir(containers) == []
+    assert leftovers(corral.root) == []
+
+
+@pytest.mark.parametrize(("args", "code", "words"), [
+    (("no-such-image",), 125, "no-such-image"),
+    (("--bogus-flag", "busybox"), 125, "unknown flag: --bogus-flag"),
+    (("--mount", "type=bind,source=/no/such/dir,target=/x", "busybox", "true"), 125, "/no/such/dir"),
+    (("-v", "/no/such/dir:/x", "busybox", "true"), 125, "/no/such/dir"),
+    (("--memory", "12x", "busybox", "true"), 125, "12x"),
+    (("--memory", "1k", "busybox", "true"), 125, "6MB"),
+    (("busybox", "no-such-executable"), 127, "no-such-executable"),
+    (("busybox", "/etc"), 126, "/etc"),
+    (("--restart", "always", "busybox", "true"), 125, "not supported yet"),
+    (("--health-cmd", "true", "busybox", "true"), 125, "not supported yet"),
+    (("--cap-add", "NOT_A_CAP", "busybox", "true"), 125, "NOT_A_CAP"),
+    (("--network", "no-such-net", "busybox", "true"), 125, "no-such-net"),
+    (("--sysctl", "vm.swappiness=1", "busybox", "true"), 125, "vm.swappiness"),
+])
+def test_bad_input_is_one_line_and_leaves_nothing(corral: Corral, args: tuple[str, ...], code: int,
+                                                   words: str) -> None:
+    for verb in (("run", "-d"), ("run", "--rm")):
+        proc = corral(*verb, *args, check=False)
+        assert proc.returncode == code, proc.stderr
+        assert words in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+        assert proc.stdout == ""
+        _nothing_left(corral)
+
+
+def test_name_in_use(corral: Corral, name: str) -> None:
+    corral("create", "--name", name, "busybox", "true")
+    proc = corral("run", "--name", name, "busybox", "true", check=False)
+    assert proc.returncode == 125 and "already in use" in proc.stderr and proc.stderr.count("\n") == 1
+    assert len(corral.ids()) == 1
+    corral("rm", name)
+    _nothing_left(corral)
+
+
+def test_twenty_concurrent_runs(corral: Corral) -> None:
+    def run(_: int) -> subprocess.CompletedProcess[str]:
+        return corral("run", "-d", "busybox", "sleep", "30", check=False)
+
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        results = list(pool.map(run, range(20)))
+    assert [r.returncode for r in results] == [0] * 20, [r.stderr for r in results if r.returncode]
+    ids = {r.stdout.strip() for r in results}
+    assert len(ids) == 20
+    names = corral.out("ps", "--format", "{{.Names}}").split()
+    assert len(names) == 20 and len(set(names)) == 20
+    corral("rm", "-f", *ids)
+    _nothing_left(corral)
+
+
+def test_sigkill_of_the_cli_during_run_leaves_a_consistent_state(corral: Corral) -> None:
+    for delay in (0.05, 0.1, 0.15, 0.2, 0.3):
+        proc = corral.popen("run", "-d", "busybox", "sleep", "30", stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    listing = corral("ps", "-a", "--format", "{{.ID}} {{.State}}").stdout.split("\n")
+    for line in filter(None, listing):
+        assert line.split()[1] in ("created", "running", "exited"), line
+    ids = corral.ids()
+    if ids:
+        corral("start", *ids)  # whatever state each was left in, it can be started
+        assert corral.out("ps", "-q").count("\n") + 1 == len(ids)
+        corral("rm", "-f", *ids)
+    _nothing_left(corral)
+
+
+def test_dead_monitor_is_reported_honestly(corral: Corral, name: str) -> None:
+    corral("run", "-d", "--name", name, "busybox", "sleep", "60")
+    conmon = int(Path(corral.root / "run" / "containers" / corral.inspect(name, "{{.Id}}") / "conmon.pid").read_text())
+    os.kill(conmon, signal.SIGKILL)
+    time.sleep(0.2)
+    assert corral.inspect(name, "{{.State.Status}}") == "running"
+    assert "monitor" in corral.inspect(name, "{{.State.Error}}")
+    corral("stop", "-t", "0", name)
+    state = corral.inspect(name, "{{.State.Status}} {{.State.ExitCode}}")
+    assert state.startswith("exited")
+    corral("rm", name)
+    _nothing_left(corral)
+
+
+def test_after_a_reboot_containers_are_exited_and_start_again(corral: Corral, name: str) -> None:
+    cid = corral.out("run", "-d", "--name", name, "-v", f"{name}-data:/data", "busybox",
+                     "sh", "-c", "echo boot >> /data/boots; sleep 60")
+    conmon = int((corral.root / "run" / "containers" / cid / "conmon.pid").read_text())
+    pid = int(corral.inspect(name, "{{.State.Pid}}"))
+    # A reboot: every process gone, runroot (a tmpfs) empty, every mount gone.
+    os.kill(conmon, signal.SIGKILL)
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(0.3)
+    subprocess.run(["umount", "-l", str(corral.store / "containers" / cid / "rootfs")], check=True)
+    for ctrl in ("memory", "pids", "cpu", "cpuacct", "cpuset", "devices", "freezer", "blkio",
+                 "hugetlb", "systemd"):
+        d = Path(f"/sys/fs/cgroup/{ctrl}/corral/{cid}")
+        if d.exists():
+            d.rmdir()
+    shutil.rmtree(corral.root / "run")
+    assert corral.inspect(name, "{{.State.Status}}") == "exited"
+    corral("start", name)
+    corral.wait_status(name, "running")
+    assert corral.out("exec", name, "cat", "/data/boots") == "boot\nboot"
+    corral("rm", "-f", "-v", name)
+    corral("volume", "rm", f"{name}-data")
+    _nothing_left(corral)
+
+
+def test_detached_container_survives_its_cli(corral: Corral, name: str) -> None:
+    proc = corral.popen("run", "-d", "--name", name, "busybox", "sh", "-c", "sleep 1; echo late",
+                        stdout=subprocess.PIPE)
+    proc.wait()
+    os.killpg(os.getpgid(os.getpid()), 0)  # nothing of ours to kill; the CLI already exited
+    assert corral.out("wait", name) == "0"
+    assert corral.out("logs", name) == "late"
+    corral("rm", name)
+
+
+def test_rm_flag_cleans_up_without_a_cli(corral: Corral) -> None:
+    cid = corral.out("run", "-d", "--rm", "busybox", "sleep", "0.5")
+    deadline = time.monotonic() + 10
+    while cid in corral.ids():
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    _nothing_left(corral)
