@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.containers.conftest import RUNTIMES, Corral
@@ -31,11 +33,11 @@ def test_fork_bomb_is_contained(corral: Corral, name: str) -> None:
 def test_cpu_and_pids_limits_reach_the_cgroup(corral: Corral, name: str) -> None:
     cid = corral.out("run", "-d", "--name", name, "--cpus", "0.5", "--pids-limit", "20",
                      "--cpu-shares", "512", "busybox", "sleep", "60")
-    assert open(f"/sys/fs/cgroup/cpu/corral/{cid}/cpu.cfs_quota_us").read().strip() == "50000"
-    assert open(f"/sys/fs/cgroup/cpu/corral/{cid}/cpu.shares").read().strip() == "512"
-    assert open(f"/sys/fs/cgroup/pids/corral/{cid}/pids.max").read().strip() == "20"
+    assert Path(f"/sys/fs/cgroup/cpu/corral/{cid}/cpu.cfs_quota_us").read_text().strip() == "50000"
+    assert Path(f"/sys/fs/cgroup/cpu/corral/{cid}/cpu.shares").read_text().strip() == "512"
+    assert Path(f"/sys/fs/cgroup/pids/corral/{cid}/pids.max").read_text().strip() == "20"
     corral("update", "--pids-limit", "30", name)
-    assert open(f"/sys/fs/cgroup/pids/corral/{cid}/pids.max").read().strip() == "30"
+    assert Path(f"/sys/fs/cgroup/pids/corral/{cid}/pids.max").read_text().strip() == "30"
     stats = corral.out("stats", "--no-stream", name)
     assert name in stats and "MEM USAGE" in stats
     top = corral.out("top", name)
