@@ -366,7 +366,7 @@ def test_cached_program_needs_no_libseccomp(tmp_path: Path) -> None:
     assert [p.name for p in cache.iterdir()] == [cached.name]
 
 
-@pytest.mark.parametrize("damage", ["truncated", "other-profile"])
+@pytest.mark.parametrize("damage", ["truncated", "other-profile", "group-writable", "not-ours"])
 def test_damaged_or_foreign_cache_file_is_rebuilt(tmp_path: Path, damage: str) -> None:
     cache = tmp_path / "cache"
     prepared_run(cache)
@@ -374,8 +374,12 @@ def test_damaged_or_foreign_cache_file_is_rebuilt(tmp_path: Path, damage: str) -
     good = cached.read_bytes()
     if damage == "truncated":
         cached.write_bytes(good[:-3])
-    else:  # same file name, another profile's program: must not be used
+    elif damage == "other-profile":  # same file name, another profile's program: never used
         cached.write_bytes(good.replace(b'"errnoRet":38', b'"errnoRet":39'))
+    elif damage == "group-writable":  # anyone in the group could have planted it
+        cached.chmod(0o664)
+    else:
+        os.chown(cached, 1000, 1000)
     assert prepared_run(cache) == ["True", "38"]
     assert cached.read_bytes() == good
 

@@ -348,6 +348,8 @@ def _read_cache(path: str, key: str) -> bytes | None:
     header = _CACHE_MAGIC + key.encode() + b"\n"
     try:
         with open(path, "rb") as f:
+            if not _trusted(os.fstat(f.fileno())) or not _trusted(os.stat(os.path.dirname(path))):
+                return None  # someone else could have written it: never install it
             data = f.read()
     except OSError:
         return None
@@ -357,12 +359,17 @@ def _read_cache(path: str, key: str) -> bytes | None:
     return program
 
 
+def _trusted(st: os.stat_result) -> bool:
+    """Ours and writable by nobody else: a cached filter is installed without a second look."""
+    return st.st_uid == os.geteuid() and not st.st_mode & 0o022
+
+
 def _write_cache(path: str, key: str, program: bytes) -> None:
     """Atomically (temp file + rename); a cache that cannot be written is no error."""
     temp = f"{path}.{os.getpid()}.tmp"
     try:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        with open(temp, "wb") as f:
+        with open(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
             f.write(_CACHE_MAGIC + key.encode() + b"\n" + program)
         os.replace(temp, path)
     except OSError:
