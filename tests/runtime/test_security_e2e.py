@@ -26,10 +26,11 @@ DEFAULT_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CA
                 "CAP_SYS_CHROOT"]
 
 
-def run_with_runc(bundle: Bundle, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def run_with_runc(bundle: Bundle, tmp_path: Path, cid: str | None = None
+                  ) -> subprocess.CompletedProcess[str]:
     """`runc run` of the same bundle, with a private --root."""
     root = tmp_path / "runc-state"
-    cid = f"sec-runc-{uuid.uuid4().hex[:10]}"
+    cid = cid or f"sec-runc-{uuid.uuid4().hex[:10]}"
     try:
         return subprocess.run(["runc", "--root", str(root), "run", "--bundle", str(bundle.write()),
                                cid], capture_output=True, text=True, timeout=60, check=False)
@@ -114,6 +115,23 @@ def test_default_cgroups_path_is_under_the_callers_cgroup(runtime: Runtime, bund
     assert result.stdout.split()[0].endswith(f":memory:{own}/{cid}")
     assert result.stdout.split()[1] == str(40 * MiB)
     assert leftovers(runtime, cid) == []
+
+
+@pytest.mark.parametrize("absolute", [True, False])
+def test_cgroup_membership_is_runcs(runtime: Runtime, bundle: Bundle, tmp_path: Path,
+                                    absolute: bool) -> None:
+    """Every hierarchy, the hybrid host's cgroup2 one included, at the path runc uses."""
+    if absolute:
+        bundle.config["linux"]["cgroupsPath"] = f"/corral-sec-{uuid.uuid4().hex[:10]}"
+    else:
+        bundle.config["linux"].pop("cgroupsPath", None)
+    bundle.args("cat", "/proc/self/cgroup")
+    ours_id, runc_id = new_id("sec"), new_id("sec")
+    theirs = run_with_runc(bundle, tmp_path, runc_id)
+    ours = run_corral(runtime, bundle, ours_id)
+    assert ours.returncode == theirs.returncode == 0, (ours.stderr, theirs.stderr)
+    assert ours.stdout.replace(ours_id, "ID") == theirs.stdout.replace(runc_id, "ID")
+    assert leftovers(runtime, ours_id) == []
 
 
 def test_update_changes_what_a_running_container_sees(runtime: Runtime, bundle: Bundle) -> None:
