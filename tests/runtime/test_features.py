@@ -41,7 +41,7 @@ def test_same_shape_as_runc(ours: dict[str, Any], runcs: dict[str, Any]) -> None
 def test_recognises_what_runc_recognises(ours: dict[str, Any], runcs: dict[str, Any]) -> None:
     assert ours["ociVersionMin"] == "1.0.0"
     assert ours["hooks"] == runcs["hooks"]
-    assert set(runcs["mountOptions"]) <= set(ours["mountOptions"])
+    assert set(ours["mountOptions"]) <= set(runcs["mountOptions"])
     assert ours["linux"]["namespaces"] == runcs["linux"]["namespaces"]
     assert ours["linux"]["capabilities"] == runcs["linux"]["capabilities"]
     seccomp, theirs = ours["linux"]["seccomp"], runcs["linux"]["seccomp"]
@@ -65,3 +65,10 @@ def test_honest_about_what_corral_lacks(ours: dict[str, Any]) -> None:
     # WAIT_KILLABLE_RECV came with libseccomp 2.6 (Debian bookworm has 2.5.4)
     waitkill = "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" in seccomp["supportedFlags"]
     assert waitkill == (version >= (2, 6))
+
+
+def test_every_listed_mount_option_becomes_flags(ours: dict[str, Any]) -> None:
+    from corral.runtime.linux.mounts import parse_options
+
+    for option in ours["mountOptions"]:
+        assert parse_options((option,)).data == "", f"{option} would be passed as fs data"

@@ -16,22 +16,12 @@ OCI_VERSION_MAX = "1.1.0"
 HOOKS = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"]
 NAMESPACES = ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"]
 
-# The mount options runc recognises (the same list as `runc features`).
-MOUNT_OPTIONS = [
-    "acl", "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "iversion",
-    "lazytime", "loud", "mand", "noacl", "noatime", "nodev", "nodiratime", "noexec", "noiversion",
-    "nolazytime", "nomand", "norelatime", "nostrictatime", "nosuid", "nosymfollow", "private",
-    "ratime", "rbind", "rdev", "rdiratime", "relatime", "remount", "rexec", "rnoatime", "rnodev",
-    "rnodiratime", "rnoexec", "rnorelatime", "rnostrictatime", "rnosuid", "rnosymfollow", "ro",
-    "rprivate", "rrelatime", "rro", "rrw", "rshared", "rslave", "rstrictatime", "rsuid",
-    "rsymfollow", "runbindable", "rw", "shared", "silent", "slave", "strictatime", "suid",
-    "symfollow", "sync", "tmpcopyup", "unbindable",
-]
 
 
 def features() -> dict[str, Any]:
     """The features document as a JSON-ready dict."""
     from corral.runtime import cli
+    from corral.runtime.linux import mounts
 
     version = seccomp.library_version()
     annotations = {"org.opencontainers.runtime-spec.features.version": OCI_VERSION_MAX,
@@ -42,7 +32,8 @@ def features() -> dict[str, Any]:
         "ociVersionMin": OCI_VERSION_MIN,
         "ociVersionMax": OCI_VERSION_MAX,
         "hooks": HOOKS,
-        "mountOptions": MOUNT_OPTIONS,
+        # what linux/mounts.py turns into mount(2) flags or propagation ("defaults": nothing)
+        "mountOptions": sorted({*mounts.FLAGS, *mounts.PROPAGATION, "defaults"}),
         "linux": {
             "namespaces": NAMESPACES,
             "capabilities": list(caps.NAMES),
