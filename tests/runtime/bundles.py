@@ -12,6 +12,7 @@ import copy
 import fcntl
 import json
 import os
+import select
 import shutil
 import socket
 import subprocess
@@ -28,7 +29,7 @@ import pytest
 from tests.conftest import corral_bin
 
 # The runtimes every conformance test runs against; scripts/setup installs all of them.
-RUNTIMES = ("crun", "runc")
+RUNTIMES = ("corral-runtime", "crun", "runc")
 
 RUN_TIMEOUT = 60
 
@@ -197,24 +198,23 @@ class ConsoleSocket:
         self.listener.close()
 
 
-def read_until_eof(fd: int, timeout: float = RUN_TIMEOUT) -> bytes:
-    """Everything the pty slave side wrote, up to the hang-up (EIO) when it closes."""
-    import select
-
-    chunks: list[bytes] = []
+def read_pty(fd: int, until: bytes | None = None, timeout: float = RUN_TIMEOUT) -> bytes:
+    """Read a pty master until `until` shows up, or (None) until the slave side hangs up: EIO
+    once every slave fd is closed."""
+    data = b""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.5)
+    while time.monotonic() < deadline and (until is None or until not in data):
+        ready, _, _ = select.select([fd], [], [], 0.2)
         if not ready:
             continue
         try:
             chunk = os.read(fd, 4096)
-        except OSError:  # EIO: every slave fd is closed
+        except OSError:
             break
         if not chunk:
             break
-        chunks.append(chunk)
-    return b"".join(chunks)
+        data += chunk
+    return data
 
 
 def hugetlb_as_v1() -> None:

@@ -30,7 +30,7 @@ from tests.runtime.bundles import (
     hugetlb_as_v1,
     make_bundle,
     private_rootfs,
-    read_until_eof,
+    read_pty,
     runc_spec,
     runtime_driver,
 )
@@ -663,7 +663,7 @@ def test_terminal_over_the_console_socket(runtime: Runtime, bundle: Bundle, tmp_
         console.close()
     try:
         runtime.ok("start", cid)
-        text = read_until_eof(master).decode()
+        text = read_pty(master).decode()
     finally:
         os.close(master)
     lines = text.replace("\r\n", "\n").split()

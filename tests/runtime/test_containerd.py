@@ -24,8 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.runtime.bundles import hugetlb_as_v1, runtime_binary
-from tests.runtime.test_podman import read_pty_until
+from tests.runtime.bundles import hugetlb_as_v1, read_pty, runtime_binary
 
 IMAGE = "localhost/corral-busybox:ctr"
 CTR_TIMEOUT = 120
@@ -162,7 +161,7 @@ def test_run_with_a_terminal(ctr: Ctr) -> None:
                             stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
     os.close(slave)
     try:
-        seen = read_pty_until(master, None)
+        seen = read_pty(master)
         assert proc.wait(timeout=CTR_TIMEOUT) == 7
     finally:
         if proc.poll() is None:

@@ -1,0 +1,212 @@
+"""podman runs containers with `--runtime corral-runtime` as it does with crun.
+
+Every case runs first with crun (which checks the test itself) and then with corral-runtime, the
+way a user would: `podman --runtime /path/to/corral-runtime run ...`. podman works on a private
+store (its own --root/--runroot/--tmpdir) with the busybox rootfs imported as an image, networking
+off (`netns = "none"`: the runtime is under test, not netavark), and the rlimits this machine
+allows (HOST-NOTES.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.runtime.bundles import hugetlb_as_v1, read_pty, runtime_binary
+
+IMAGE = "localhost/corral-busybox:test"
+PODMAN_TIMEOUT = 120
+
+CONTAINERS_CONF = """\
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+netns = "none"
+
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+lock_type = "file"
+"""
+
+
+@dataclass
+class Podman:
+    """podman on a private store, with one OCI runtime."""
+
+    home: Path
+    runtime: str = "crun"
+
+    def argv(self, *args: str) -> list[str]:
+        return ["podman", "--root", str(self.home / "root"), "--runroot", str(self.home / "run"),
+                "--tmpdir", str(self.home / "tmp"), "--storage-driver", "overlay",
+                "--cgroup-manager", "cgroupfs", "--events-backend", "file",
+                "--runtime", runtime_binary(self.runtime), *args]
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "CONTAINERS_CONF": str(self.home / "containers.conf")}
+
+    def __call__(self, *args: str, cwd: Path | None = None,
+                 input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.argv(*args), capture_output=True, text=True, env=self.env,
+                              cwd=cwd or self.home, input=input, timeout=PODMAN_TIMEOUT,
+                              check=False)
+
+    def ok(self, *args: str, **kwargs: Any) -> str:
+        result = self(*args, **kwargs)
+        assert result.returncode == 0, (
+            f"podman {' '.join(args)} ({self.runtime}) exited {result.returncode}: {result.stderr}"
+        )
+        return result.stdout
+
+    def inspect(self, name: str) -> dict[str, Any]:
+        info: dict[str, Any] = json.loads(self.ok("inspect", name))[0]
+        return info
+
+
+@pytest.fixture(scope="session")
+def podman_home(busybox_rootfs: Path) -> Iterator[Path]:
+    """A private podman store holding the busybox image; emptied and removed at the end."""
+    hugetlb_as_v1()  # crun 1.8 refuses a controller on cgroup2 (HOST-NOTES.md)
+    # podman refuses a runroot longer than 50 characters: pytest's temp paths are too long.
+    home = Path(tempfile.mkdtemp(prefix="corral-podman-", dir="/tmp"))
+    (home / "containers.conf").write_text(CONTAINERS_CONF)
+    archive = home / "busybox.tar"
+    with tarfile.open(archive, "w") as tar:
+        tar.add(busybox_rootfs, arcname=".")
+    podman = Podman(home)
+    podman.ok("import", "--quiet", "--change", 'CMD ["sh"]', str(archive), IMAGE)
+    yield home
+    podman("rm", "--all", "--force", "--time", "0")
+    podman("rmi", "--all", "--force")
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(params=["crun", "corral-runtime"])
+def podman(request: pytest.FixtureRequest, podman_home: Path) -> Podman:
+    return Podman(podman_home, request.param)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def test_run_rm_passes_output_and_exit_code(podman: Podman) -> None:
+    name = unique("rm")
+    result = podman("run", "--rm", "--name", name, IMAGE, "sh", "-c", "echo hello from $(hostname); exit 3")
+    assert result.returncode == 3, result.stderr
+    assert result.stdout.startswith("hello from ")
+    assert name not in podman.ok("ps", "--all", "--format", "{{.Names}}").split()
+
+
+def test_run_interactive_tty(podman: Podman) -> None:
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(podman.argv("run", "-it", "--rm", IMAGE, "sh"), stdin=slave,
+                            stdout=slave, stderr=slave, env=podman.env, cwd=podman.home,
+                            start_new_session=True)
+    os.close(slave)
+    try:
+        seen = read_pty(master, b"# ")
+        assert b"# " in seen, seen
+        os.write(master, b"echo $((6 * 7)); tty; stty size; exit 5\r")
+        seen = read_pty(master)
+        assert proc.wait(timeout=PODMAN_TIMEOUT) == 5
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    lines = seen.decode(errors="replace").replace("\r", "").split("\n")
+    assert "42" in lines
+    assert "/dev/pts/0" in lines
+
+
+def test_detached_exec_and_stop(podman: Podman) -> None:
+    name = unique("detached")
+    podman.ok("run", "-d", "--name", name, "--hostname", "detached-box", IMAGE, "sh", "-c",
+              "trap 'exit 143' TERM; while true; do sleep 0.1; done")
+    try:
+        assert podman.inspect(name)["State"]["Status"] == "running"
+        out = podman.ok("exec", name, "sh", "-c", "hostname; cat /proc/1/cmdline | tr '\\0' ' '")
+        assert out.split("\n")[0] == "detached-box"
+        assert "while true" in out
+        assert podman("exec", name, "sh", "-c", "exit 4").returncode == 4
+        started = time.monotonic()
+        podman.ok("stop", "--time", "20", name)
+        assert time.monotonic() - started < 10, "SIGTERM did not reach the container"
+        state = podman.inspect(name)["State"]
+        assert (state["Status"], state["ExitCode"]) == ("exited", 143)
+    finally:
+        podman("rm", "--force", name)
+
+
+def test_memory_limit_oom_kill(podman: Podman) -> None:
+    name = unique("oom")
+    podman.ok("create", "--name", name, "--memory", "32m", "--memory-swap", "32m", IMAGE,
+              "tail", "/dev/zero")
+    try:
+        # conmon 2.1.6 writes its `oom` marker into its working directory, and podman 4.3 looks
+        # for it in the container's userdata directory: start conmon from there.
+        userdata = Path(podman.inspect(name)["StaticDir"])
+        result = podman("start", "--attach", name, cwd=userdata)
+        assert result.returncode == 137, result.stderr
+        state = podman.inspect(name)["State"]
+        assert state["ExitCode"] == 137
+        assert state["OOMKilled"] is True
+    finally:
+        podman("rm", "--force", name)
+
+
+def test_pids_limit(podman: Podman) -> None:
+    # The inner shell forks sleeps until the limit refuses one; pid 1 + 3 sleeps remain.
+    result = podman("run", "--rm", "--pids-limit", "5", IMAGE, "sh", "-c",
+                    "cat /sys/fs/cgroup/pids/pids.max;"
+                    " sh -c 'for i in 1 2 3 4 5 6 7 8; do sleep 30 & done';"
+                    " read n < /sys/fs/cgroup/pids/pids.current; echo $n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["5", "4"]
+    assert "can't fork" in result.stderr
+
+
+def test_cap_drop(podman: Podman) -> None:
+    result = podman("run", "--rm", "--cap-drop", "CHOWN", "--cap-drop", "NET_RAW", IMAGE, "sh",
+                    "-c", "grep -E '^Cap(Eff|Bnd)' /proc/self/status; touch /tmp/f; chown 1 /tmp/f;"
+                    " kill -0 1 && echo kill-ok")
+    caps = dict(line.split(":\t") for line in result.stdout.splitlines() if line.startswith("Cap"))
+    effective = int(caps["CapEff"], 16)
+    assert effective == int(caps["CapBnd"], 16)
+    assert not effective & (1 << 0), "CAP_CHOWN still effective"
+    assert not effective & (1 << 13), "CAP_NET_RAW still effective"
+    assert effective & (1 << 5), "CAP_KILL (a default) is missing"
+    assert "chown: /tmp/f: Operation not permitted" in result.stderr
+    assert "kill-ok" in result.stdout
+
+
+def test_read_only_root(podman: Podman) -> None:
+    result = podman("run", "--rm", "--read-only", IMAGE, "sh", "-c",
+                    "touch /tmp/ok && echo tmp-writable; touch /etc/nope; echo root=$?")
+    assert result.stdout.split() == ["tmp-writable", "root=1"], result.stderr
+    assert "Read-only file system" in result.stderr
+
+
+def test_user(podman: Podman) -> None:
+    result = podman("run", "--rm", "-u", "1000:1000", IMAGE, "sh", "-c",
+                    "id -u; id -g; grep -E '^(Uid|Gid)' /proc/self/status")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:2] == ["1000", "1000"]
+    assert lines[2].split()[1:] == ["1000"] * 4
+    assert lines[3].split()[1:] == ["1000"] * 4
