@@ -215,8 +215,42 @@ def _needs_backend_teardown(options: dict[str, Any]) -> bool:
         info["dns_enabled"] for info in options["network_info"].values())
 
 
+class PendingPlan:
+    """A setup whose netavark call may still run: `wait()` before the runtime starts the
+    container's program (after `runtime create` is fine: the netns exists already)."""
+
+    def __init__(self, conn: sqlite3.Connection, plan: NetworkPlan,
+                 pending: netavark.PendingSetup | None = None) -> None:
+        self._conn, self.plan, self._pending = conn, plan, pending
+
+    def wait(self) -> NetworkPlan:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            try:
+                pending.wait()
+            except BaseException:
+                _undo_setup(self._conn, self.plan)
+                raise
+            _write_files(self._conn, self.plan)
+        return self.plan
+
+
+def _undo_setup(conn: sqlite3.Connection, p: NetworkPlan) -> None:
+    if p.netns_path is not None:
+        with contextlib.suppress(Exception):
+            netns.remove(p.netns_path)
+    with schema.transaction(conn):
+        schema.free_ports(conn, p.container_id)
+        schema.set_live(conn, p.container_id, None)
+
+
 def setup(conn: sqlite3.Connection, paths: Paths, container_id: str) -> NetworkPlan:
     """Plumb the container's network; on failure nothing is left configured."""
+    return begin_setup(conn, paths, container_id).wait()
+
+
+def begin_setup(conn: sqlite3.Connection, paths: Paths, container_id: str) -> PendingPlan:
+    """`setup`, with netavark left running in the background until `wait()`."""
     row = _row(conn, container_id)
     if row["live"] is not None:
         teardown(conn, paths, container_id)  # a stale plumbing (killed command, reboot)
@@ -227,15 +261,16 @@ def setup(conn: sqlite3.Connection, paths: Paths, container_id: str) -> NetworkP
         if other["netns"] is None or not netns.exists(Path(other["netns"])):
             raise Conflict(f"cannot join the network of container {settings['joined'][:12]}: "
                            "it is not running")
-        return plan(conn, paths, container_id)
+        return PendingPlan(conn, plan(conn, paths, container_id))
     p = plan(conn, paths, container_id)
-    if p.netns_path is None:  # host
+    path = p.netns_path
+    if path is None:  # host
         _write_files(conn, p)
-        return p
+        return PendingPlan(conn, p)
     if not p.endpoints:  # none: loopback only
-        netns.create(p.netns_path)
+        netns.create(path)
         _write_files(conn, p)
-        return p
+        return PendingPlan(conn, p)
     requested = _json(row["ports"])
     with schema.transaction(conn):
         wanted = [PortMapping(r["container_port"], r["host_port"] or r.get("assigned", 0),
@@ -253,19 +288,14 @@ def setup(conn: sqlite3.Connection, paths: Paths, container_id: str) -> NetworkP
         options = _options(conn, container_id, row["name"], p.endpoints, resolved,
                            settings["dns"])
         schema.set_live(conn, container_id, options)
-    try:
-        netns.create(p.netns_path)
-        netavark.setup(networks.backend_dir(paths), p.netns_path, options)
-    except BaseException:
-        with contextlib.suppress(Exception):
-            netns.remove(p.netns_path)
-        with schema.transaction(conn):
-            schema.free_ports(conn, container_id)
-            schema.set_live(conn, container_id, None)
-        raise
     p = replace(p, ports=tuple(resolved))
-    _write_files(conn, p)
-    return p
+    try:
+        netns.create(path)
+        pending = netavark.PendingSetup(networks.backend_dir(paths), path, options)
+    except BaseException:
+        _undo_setup(conn, p)
+        raise
+    return PendingPlan(conn, p, pending)
 
 
 def teardown(conn: sqlite3.Connection, paths: Paths, container_id: str) -> None:

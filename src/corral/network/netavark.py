@@ -29,7 +29,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from corral import fsutil
 from corral.errors import CorralError
 from corral.network import netns
 from corral.network.model import Network, PortMapping
@@ -62,40 +61,71 @@ def port_mappings(ports: Sequence[PortMapping]) -> list[dict[str, Any]]:
              "protocol": p.protocol, "range": p.count} for p in ports]
 
 
+class _Call:
+    """One netavark invocation, started now and collected by `result()`.
+
+    netavark runs under `flock --close` on the host-wide lock: the lock lives exactly as long as
+    the netavark process, whoever waits for it (a teardown may come while a background setup
+    still runs), and the aardvark-dns daemon netavark starts does not inherit it."""
+
+    def __init__(self, config_dir: Path, verb: str, netns_path: Path,
+                 options: dict[str, Any]) -> None:
+        config_dir.mkdir(parents=True, exist_ok=True)
+        self.verb = verb
+        lock = _LOCK if os.geteuid() == 0 else config_dir / "netavark.lock"
+        cmd = ["flock", "--close", str(lock), str(NETAVARK), "--config", str(config_dir),
+               "--rootless", "false", "--aardvark-binary", str(AARDVARK), verb, str(netns_path)]
+        if not NETAVARK.exists():
+            raise BackendError(f"{NETAVARK} is missing: install Debian's netavark")
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE)
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(json.dumps(options).encode())
+        self._proc.stdin.close()
+        self._proc.stdin = None  # communicate() then only reads
+
+    def result(self) -> dict[str, Any]:
+        stdout, stderr = self._proc.communicate()
+        out = stdout.decode(errors="replace").strip()
+        if self._proc.returncode != 0:
+            try:
+                message = json.loads(out)["error"]
+            except (ValueError, KeyError, TypeError):
+                message = out or stderr.decode(errors="replace").strip()
+            raise BackendError(f"netavark {self.verb}: {message}")
+        status: dict[str, Any] = json.loads(out) if out else {}
+        return status
+
+
 def _run(config_dir: Path, verb: str, netns_path: Path, options: dict[str, Any]
          ) -> dict[str, Any]:
-    config_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [str(NETAVARK), "--config", str(config_dir), "--rootless", "false",
-           "--aardvark-binary", str(AARDVARK), verb, str(netns_path)]
-    lock = _LOCK if os.geteuid() == 0 else config_dir / "netavark.lock"
-    with fsutil.locked(lock):
+    return _Call(config_dir, verb, netns_path, options).result()
+
+
+class PendingSetup:
+    """A `setup` running in the background, so the runtime can create the container meanwhile."""
+
+    def __init__(self, config_dir: Path, netns_path: Path, options: dict[str, Any]) -> None:
+        self._args = (config_dir, netns_path, options)
+        self._call = _Call(config_dir, "setup", netns_path, options)
+
+    def wait(self) -> dict[str, Any]:
+        """netavark's status; on failure whatever it did is undone, then BackendError."""
+        config_dir, netns_path, options = self._args
         try:
-            proc = subprocess.run(cmd, input=json.dumps(options).encode(), capture_output=True,
-                                  check=False)
-        except FileNotFoundError:
-            raise BackendError(f"{NETAVARK} is missing: install Debian's netavark") from None
-    out = proc.stdout.decode(errors="replace").strip()
-    if proc.returncode != 0:
-        try:
-            message = json.loads(out)["error"]
-        except (ValueError, KeyError, TypeError):
-            message = out or proc.stderr.decode(errors="replace").strip()
-        raise BackendError(f"netavark {verb}: {message}")
-    result: dict[str, Any] = json.loads(out) if out else {}
-    return result
+            status = self._call.result()
+        except BackendError:
+            with contextlib.suppress(BackendError):
+                teardown(config_dir, netns_path, options)
+            raise
+        for info in options["network_info"].values():
+            _hairpin(info["network_interface"])
+        return status
 
 
 def setup(config_dir: Path, netns_path: Path, options: dict[str, Any]) -> dict[str, Any]:
     """Plumb the namespace; on failure undo what netavark did before it stopped."""
-    try:
-        status = _run(config_dir, "setup", netns_path, options)
-    except BackendError:
-        with contextlib.suppress(BackendError):
-            teardown(config_dir, netns_path, options)
-        raise
-    for info in options["network_info"].values():
-        _hairpin(info["network_interface"])
-    return status
+    return PendingSetup(config_dir, netns_path, options).wait()
 
 
 def _hairpin(bridge: str) -> None:
@@ -176,8 +206,11 @@ def remove_bridge(config_dir: Path, network: Network, *, wait_s: float = 2.0) ->
     deadline = time.monotonic() + wait_s
     while any(brif.iterdir()) and time.monotonic() < deadline:
         time.sleep(0.02)  # veths of just-deleted namespaces go away asynchronously
+    info = {**network_info(network), "dns_enabled": False}  # no container: no DNS entries
     replay_teardown(config_dir, {
         "container_id": uuid.uuid4().hex * 2, "container_name": "corral-network-rm",
         "networks": {network.id: {"interface_name": "eth0"}},
-        "network_info": {network.id: network_info(network)},
+        "network_info": {network.id: info},
     })
+    if brif.exists():
+        raise BackendError(f"bridge {network.bridge} of network {network.name} is still in use")

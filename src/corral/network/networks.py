@@ -123,14 +123,20 @@ def remove(conn: sqlite3.Connection, paths: Paths, name_or_id: str) -> Network:
     if name_or_id in PREDEFINED:
         raise Conflict(f"{name_or_id} is a pre-defined network and cannot be removed")
     network = get(conn, name_or_id)
-    with schema.transaction(conn):
-        in_use = users(conn, network)
-        if in_use:
-            names = ", ".join(r["container_name"] for r in in_use)
-            raise Conflict(f"network {network.name} is in use by container(s): {names}")
-        schema.delete_network(conn, network.id)
+    _check_unused(conn, network)
+    # The bridge goes first: if that fails the record stays, and `rm` can be retried.
     netavark.remove_bridge(backend_dir(paths), network)
+    with schema.transaction(conn):
+        _check_unused(conn, network)
+        schema.delete_network(conn, network.id)
     return network
+
+
+def _check_unused(conn: sqlite3.Connection, network: Network) -> None:
+    in_use = users(conn, network)
+    if in_use:
+        names = ", ".join(r["container_name"] for r in in_use)
+        raise Conflict(f"network {network.name} is in use by container(s): {names}")
 
 
 def prune(conn: sqlite3.Connection, paths: Paths) -> list[Network]:
