@@ -119,7 +119,7 @@ def environment(opts: RunOptions, image: Mapping[str, Any], hostname: str) -> li
 
 def capabilities(opts: RunOptions) -> list[str]:
     if opts.privileged:
-        return list(defaults.ALL_CAPABILITIES)
+        return _held_capabilities()
     caps = list(defaults.CAPABILITIES)
     for name in opts.cap_drop:
         cap = _cap_name(name)
@@ -198,6 +198,14 @@ def rlimits(opts: RunOptions) -> list[dict[str, Any]]:
     return [{"type": f"RLIMIT_{n}", "soft": s, "hard": h} for n, (s, h) in limits.items()]
 
 
+def _held_capabilities() -> list[str]:
+    """Every capability this process can pass on (its bounding set): --privileged gets these, as
+    a runtime cannot grant what its caller lacks (here: no CAP_SYS_RESOURCE, HOST-NOTES)."""
+    with open("/proc/self/status") as f:
+        bounding = next(int(line.split()[1], 16) for line in f if line.startswith("CapBnd:"))
+    return [cap for number, cap in enumerate(defaults.ALL_CAPABILITIES) if bounding >> number & 1]
+
+
 def _has_capability(number: int) -> bool:
     with open("/proc/self/status") as f:
         for line in f:
@@ -207,9 +215,8 @@ def _has_capability(number: int) -> bool:
 
 
 def namespaces(opts: RunOptions, inputs: BundleInputs) -> list[dict[str, str]]:
-    spaces = [{"type": "pid"}, {"type": "ipc"}, {"type": "mount"}]
+    spaces = [{"type": "pid"}, {"type": "ipc"}, {"type": "mount"}, {"type": "uts"}]
     if inputs.netns != "host":
-        spaces.append({"type": "uts"})
         spaces.append({"type": "network", "path": inputs.netns} if inputs.netns else {"type": "network"})
     if Path("/sys/fs/cgroup/cgroup.controllers").exists():  # cgroup v2: private like Docker's
         spaces.append({"type": "cgroup"})

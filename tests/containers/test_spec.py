@@ -1,0 +1,96 @@
+"""What a container sees: Docker's isolation and security defaults, and the flags that change them."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.containers.conftest import RUNTIMES, Corral
+
+DOCKER_CAPS = 0x00000000A80425FB  # CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP
+# NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP
+
+
+def sh(corral: Corral, *args: str, check: bool = True) -> str:
+    return corral("run", "--rm", *args[:-1], "busybox", "sh", "-c", args[-1], check=check).stdout.strip()
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_isolation(corral: Corral, runtime: str) -> None:
+    out = sh(corral, "--runtime", runtime, "--hostname", "inside",
+             "hostname; echo $$; ps | wc -l; cat /etc/hostname; grep -c . /proc/mounts; echo $HOSTNAME; echo $PATH")
+    hostname, pid, processes, etc_hostname, _mounts, env_host, path = out.splitlines()
+    assert hostname == etc_hostname == env_host == "inside" != os.uname().nodename
+    assert pid == "1" and int(processes) <= 4  # header, sh, ps, wc
+    assert path == "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def test_security_defaults(corral: Corral) -> None:
+    caps = sh(corral, "grep CapEff /proc/self/status | cut -f2")
+    assert int(caps, 16) == DOCKER_CAPS
+    assert sh(corral, "cat /proc/kcore | wc -c") == "0"
+    assert sh(corral, "cat /proc/keys | wc -c") == "0"
+    assert "Read-only" in sh(corral, "(echo 1 > /proc/sys/kernel/panic) 2>&1; true")
+    assert sh(corral, "grep Seccomp: /proc/self/status | cut -f2") == "2"
+    # new user namespaces (unshare), mount and the keyring are refused by seccomp / capabilities
+    assert "Operation not permitted" in sh(corral, "unshare -U true 2>&1; true")
+    assert "denied" in sh(corral, "mount -t tmpfs none /tmp 2>&1; true")
+    assert sh(corral, "for d in null zero full random urandom tty; do test -c /dev/$d || echo $d; done") == ""
+
+
+def test_privileged_and_capabilities(corral: Corral) -> None:
+    assert int(sh(corral, "--cap-drop", "ALL", "grep CapEff /proc/self/status | cut -f2"), 16) == 0
+    with_admin = int(sh(corral, "--cap-add", "SYS_ADMIN", "grep CapEff /proc/self/status | cut -f2"), 16)
+    assert with_admin & (1 << 21)
+    assert sh(corral, "--privileged", "grep Seccomp: /proc/self/status | cut -f2") == "0"
+    assert sh(corral, "--privileged", "mount -t tmpfs none /tmp && echo mounted") == "mounted"
+    assert sh(corral, "--security-opt", "seccomp=unconfined", "grep Seccomp: /proc/self/status | cut -f2") == "0"
+    assert sh(corral, "--security-opt", "no-new-privileges", "grep NoNewPrivs /proc/self/status | cut -f2") == "1"
+
+
+def test_user_workdir_entrypoint_tty(corral: Corral) -> None:
+    assert sh(corral, "-u", "nobody", "id -u; id -g") == "65534\n65534"
+    assert sh(corral, "-u", "1234:5678", "--group-add", "100", "id -u; id -g; id -G") == "1234\n5678\n5678 100"
+    assert sh(corral, "-w", "/new/dir", "pwd") == "/new/dir"
+    assert corral.out("run", "--rm", "--entrypoint", "echo", "busybox", "a", "b") == "a b"
+    assert corral.out("run", "--rm", "-t", "busybox", "sh", "-c", "echo $TERM") == "xterm"
+
+
+def test_env_from_caller_and_file(corral: Corral, tmp_path: os.PathLike[str]) -> None:
+    env_file = os.path.join(tmp_path, "env")
+    with open(env_file, "w") as f:
+        f.write("# comment\nFROM_FILE=yes\n")
+    corral.env["CORRAL_TEST_FROM_CALLER"] = "passed-through"
+    out = sh(corral, "--env-file", env_file, "-e", "A=1", "-e", "CORRAL_TEST_FROM_CALLER", "-e", "NOT_SET_X",
+             "echo $A $FROM_FILE $CORRAL_TEST_FROM_CALLER ${NOT_SET_X-unset}")
+    del corral.env["CORRAL_TEST_FROM_CALLER"]
+    assert out == "1 yes passed-through unset"
+
+
+def test_read_only_tmpfs_shm_ulimit_sysctl_init(corral: Corral) -> None:
+    assert "Read-only" in sh(corral, "--read-only", "(touch /x) 2>&1; true")
+    assert sh(corral, "--read-only", "--tmpfs", "/tmp", "touch /tmp/x && echo ok") == "ok"
+    assert sh(corral, "--shm-size", "16m", "df -k /dev/shm | tail -1 | awk '{print $2}'") == "16384"
+    assert sh(corral, "--ulimit", "nofile=512:1024", "ulimit -n") == "512"
+    assert sh(corral, "--sysctl", "net.ipv4.ip_forward=1", "cat /proc/sys/net/ipv4/ip_forward") == "1"
+    assert sh(corral, "--init", "cat /proc/1/cmdline | tr '\\0' ' '").startswith("/run/corral-init -- sh")
+
+
+def test_network_modes(corral: Corral) -> None:
+    assert sh(corral, "--network", "none", "ls /sys/class/net | tr '\\n' ' '") == "lo"
+    assert sh(corral, "--network", "host", "readlink /proc/self/ns/net") == os.readlink("/proc/self/ns/net")
+    assert sh(corral, "--network", "none", "readlink /proc/self/ns/net") != os.readlink("/proc/self/ns/net")
+
+
+def test_labels_cidfile_and_ps_filters(corral: Corral, name: str, tmp_path: os.PathLike[str]) -> None:
+    cidfile = os.path.join(tmp_path, "cid")
+    cid = corral.out("create", "--name", name, "--label", "tier=web", "--cidfile", cidfile, "busybox", "true")
+    assert open(cidfile).read() == cid
+    assert corral.out("ps", "-a", "-q", "--filter", "label=tier=web") == cid[:12]
+    assert corral.out("ps", "-a", "-q", "--filter", "label=tier=db") == ""
+    assert corral.out("ps", "-a", "--filter", "status=created", "--format", "{{.Names}} {{.State}}") == f"{name} created"
+    assert corral.inspect(name, "{{index .Config.Labels \"tier\"}}") == "web"
+    again = corral("create", "--cidfile", cidfile, "busybox", "true", check=False)
+    assert again.returncode == 125 and cidfile in again.stderr
+    corral("rm", name)
