@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -86,7 +87,7 @@ def test_network_modes(corral: Corral) -> None:
 def test_labels_cidfile_and_ps_filters(corral: Corral, name: str, tmp_path: os.PathLike[str]) -> None:
     cidfile = os.path.join(tmp_path, "cid")
     cid = corral.out("create", "--name", name, "--label", "tier=web", "--cidfile", cidfile, "busybox", "true")
-    assert open(cidfile).read() == cid
+    assert Path(cidfile).read_text() == cid
     assert corral.out("ps", "-a", "-q", "--filter", "label=tier=web") == cid[:12]
     assert corral.out("ps", "-a", "-q", "--filter", "label=tier=db") == ""
     assert corral.out("ps", "-a", "--filter", "status=created", "--format", "{{.Names}} {{.State}}") == f"{name} created"
