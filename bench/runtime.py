@@ -1,0 +1,172 @@
+"""corral-runtime against crun and runc: time per operation and peak memory, in the same run.
+
+    .venv/bin/python bench/runtime.py [--runs N] [--runtimes corral-runtime,crun,runc]
+
+One bundle (the busybox rootfs, `runc spec`'s config running `true`) goes through each runtime:
+`run` (the whole life of a container in one command), and `create`, `start`, `delete` timed one
+by one. Wall time is measured around each command with time.perf_counter. Peak RSS comes from
+extra rounds under GNU time (`/usr/bin/time -f %M`: the largest ru_maxrss of the runtime and the
+helpers it forks and reaps); it cannot come from our own os.wait4, because a child forked from
+this Python process starts with this process's RSS already counted. Runs are interleaved across
+runtimes so that machine noise hits all alike.
+Needs root; crun 1.8 needs the hybrid cgroup fix from HOST-NOTES.md (done here if missing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.runtime.bundles import hugetlb_as_v1  # noqa: E402
+
+from corral.images import busybox  # noqa: E402
+
+OPS = ("run", "create", "start", "delete")
+
+
+@dataclass
+class Sample:
+    """Seconds and peak RSS (KiB) of each operation, over all runs of one runtime."""
+
+    seconds: dict[str, list[float]] = field(default_factory=lambda: {op: [] for op in OPS})
+    rss_kib: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OPS, 0))
+
+
+GNU_TIME = "/usr/bin/time"
+
+
+def timed(argv: list[str], *, rss: bool = False) -> tuple[float, int]:
+    """(wall seconds, peak RSS KiB or 0) of one command; its stdio goes to /dev/null."""
+    with tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        if rss:
+            argv = [GNU_TIME, "-f", "%M", *argv]
+        result = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=err, check=False)
+        elapsed = time.perf_counter() - start
+        err.seek(0)
+        output = err.read().decode()
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed ({result.returncode}): {output}")
+    return elapsed, int(output.split()[-1]) if rss else 0
+
+
+def wait_gone(pid: int) -> None:
+    """Until the container's process has exited (delete needs a stopped container)."""
+    while os.path.exists(f"/proc/{pid}") and "Z" not in _state(pid):
+        time.sleep(0.001)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return "Z"
+
+
+def one_round(binary: str, root: Path, bundle: Path, sample: Sample, *, rss: bool) -> None:
+    """`run` one container, then create/start/delete another; record into `sample` (seconds,
+    or with `rss` the peak RSS only: GNU time's own start-up would skew the times)."""
+    base = [binary, "--root", str(root)]
+
+    def record(op: str, argv: list[str]) -> None:
+        seconds, kib = timed(argv, rss=rss)
+        if rss:
+            sample.rss_kib[op] = max(sample.rss_kib[op], kib)
+        else:
+            sample.seconds[op].append(seconds)
+
+    record("run", [*base, "run", "--bundle", str(bundle), f"bench-{uuid.uuid4().hex[:12]}"])
+    cid = f"bench-{uuid.uuid4().hex[:12]}"
+    record("create", [*base, "create", "--bundle", str(bundle), cid])
+    state = subprocess.run([*base, "state", cid], capture_output=True, check=True).stdout
+    pid = json.loads(state)["pid"]
+    record("start", [*base, "start", cid])
+    wait_gone(pid)
+    record("delete", [*base, "delete", cid])
+
+
+def runtime_path(name: str) -> str:
+    if name == "corral-runtime":
+        venv = ROOT / ".venv" / "bin" / name
+        if venv.exists():
+            return str(venv)
+    found = shutil.which(name)
+    if found is None:
+        raise SystemExit(f"{name} is not installed: run scripts/setup")
+    return found
+
+
+def make_bundle(where: Path) -> Path:
+    bundle = where / "bundle"
+    bundle.mkdir()
+    busybox.make_rootfs(bundle / "rootfs")
+    subprocess.run([runtime_path("runc"), "spec"], cwd=bundle, check=True)
+    config = json.loads((bundle / "config.json").read_text())
+    config["process"]["terminal"] = False
+    config["process"]["args"] = ["true"]
+    (bundle / "config.json").write_text(json.dumps(config))
+    return bundle
+
+
+def python_baseline(runs: int) -> float:
+    """Median seconds of a bare `python -I -S -c pass` (the floor for a Python runtime)."""
+    real = os.path.realpath(sys.executable)
+    return statistics.median(timed([real, "-I", "-S", "-c", "pass"])[0] for _ in range(runs))
+
+
+def report(samples: dict[str, Sample], baseline: float, runs: int) -> None:
+    names = list(samples)
+    print(f"{runs} runs each, median ms per operation (peak RSS MiB); "
+          f"python -I -S -c pass: {baseline * 1000:.1f} ms")
+    print(f"{'op':8}" + "".join(f"{n:>24}" for n in names) + "".join(
+        f"{'corral/' + other:>16}" for other in ("runc", "crun") if other in names))
+    for op in OPS:
+        medians = {n: statistics.median(samples[n].seconds[op]) for n in names}
+        row = f"{op:8}" + "".join(
+            f"{medians[n] * 1000:>14.1f} ({samples[n].rss_kib[op] / 1024:5.1f} MiB)" for n in names)
+        if "corral-runtime" in names:
+            for other in ("runc", "crun"):
+                if other in names:
+                    row += f"{medians['corral-runtime'] / medians[other]:>16.2f}"
+        print(row)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--rss-runs", type=int, default=3)
+    parser.add_argument("--runtimes", default="corral-runtime,crun,runc")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("run as root: the runtimes make namespaces, mounts and cgroups")
+    hugetlb_as_v1()
+    names = args.runtimes.split(",")
+    binaries = {n: runtime_path(n) for n in names}
+    with tempfile.TemporaryDirectory(prefix="corral-bench-") as where:
+        bundle = make_bundle(Path(where))
+        samples = {n: Sample() for n in names}
+        for i in range(args.warmup + args.runs + args.rss_runs):
+            for name in names:
+                target = samples[name] if i >= args.warmup else Sample()
+                one_round(binaries[name], Path(where) / f"state-{name}", bundle, target,
+                          rss=i >= args.warmup + args.runs)
+        report(samples, python_baseline(args.runs), args.runs)
+
+
+if __name__ == "__main__":
+    main()
