@@ -7,14 +7,10 @@ module has `configure(parser)` (its flags) and `run(args, ctx) -> int`.
 from __future__ import annotations
 
 import sys
-import typing
-from dataclasses import dataclass
 
 from corral.runtime.errors import RuntimeFailure
 from corral.runtime.log import Logger
-
-if typing.TYPE_CHECKING:
-    import argparse
+from corral.runtime.record import record
 
 VERSION = "0.1.0"
 SPEC_VERSION = "1.1.0"
@@ -41,7 +37,7 @@ _VALUE_FLAGS = ("root", "log", "log-format", "criu", "rootless")
 _BOOL_FLAGS = ("debug", "systemd-cgroup", "help", "version")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Globals:
     """runc's global flags, handed to every verb."""
 
@@ -96,16 +92,6 @@ def _split_globals(argv: list[str]) -> tuple[dict[str, str | bool], list[str]]:
     return flags, argv[i:]
 
 
-def _parser(verb: str) -> argparse.ArgumentParser:
-    import argparse
-
-    class Parser(argparse.ArgumentParser):
-        def error(self, message: str) -> typing.NoReturn:  # runc exits 1 on usage errors
-            raise RuntimeFailure(f"{self.prog}: {message}")
-
-    return Parser(prog=f"corral-runtime {verb}", description=VERBS[verb])
-
-
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     log = Logger(None, "text", False)
@@ -135,9 +121,12 @@ def main(argv: list[str] | None = None) -> int:
         from importlib import import_module
 
         module = import_module(f"corral.runtime.verbs.{_MODULES.get(verb, verb)}")
-        parser = _parser(verb)
-        module.configure(parser)
-        code: int = module.run(parser.parse_args(rest[1:]), ctx)
+        from corral.runtime.flags import parse
+
+        if rest[1:2] in (["--help"], ["-h"]):
+            sys.stdout.write(f"corral-runtime {verb}: {VERBS[verb]}\n")
+            return 0
+        code: int = module.run(parse(verb, module.FLAGS, module.ARGS, rest[1:]), ctx)
         return code
     except RuntimeFailure as e:
         log.error(str(e))

@@ -11,18 +11,20 @@ Status:  process gone or start time differs -> stopped; exec.fifo present -> cre
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 import os
-import re
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
 from corral.runtime.errors import AlreadyExists, InvalidState, NotFound, RuntimeFailure
+from corral.runtime.record import asdict, field, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
-_VALID_ID = re.compile(r"^[\w+\-.]+$")
 
 
 class Status(enum.Enum):
@@ -51,7 +53,7 @@ class Status(enum.Enum):
         return self is Status.PAUSED
 
 
-@dataclass
+@record
 class State:
     """What create records; everything else is derived."""
 
@@ -82,7 +84,7 @@ def process_start_time(pid: int) -> int | None:
 
 
 def check_id(container_id: str) -> None:
-    if not _VALID_ID.match(container_id):
+    if not container_id or not all(c.isalnum() or c in "_+-." for c in container_id):
         raise RuntimeFailure(f"invalid id format: {container_id}")
 
 
@@ -145,9 +147,16 @@ class Container:
         os.replace(tmp, os.path.join(self.dir, STATE_FILE))
 
     def remove_dir(self) -> None:
-        import shutil
-
-        shutil.rmtree(self.dir, ignore_errors=True)
+        """The state directory holds only plain files (state.json, exec.fifo, temp files)."""
+        try:
+            names = os.listdir(self.dir)
+        except FileNotFoundError:
+            return
+        for name in names:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(self.dir, name))
+        with contextlib.suppress(FileNotFoundError):
+            os.rmdir(self.dir)
 
     # --- status --------------------------------------------------------------------------------
 

@@ -15,10 +15,13 @@ import os
 import select
 import signal
 from collections.abc import Mapping
-from typing import Any
 
 from corral.runtime.errors import RuntimeFailure
 from corral.runtime.spec import Hook
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _run_one(hook: Hook, state: bytes) -> None:

@@ -12,10 +12,15 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
 
 from corral.runtime.errors import InvalidConfig
+from corral.runtime.record import field, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
 
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
 RLIMITS = {
@@ -30,16 +35,15 @@ PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave", "
                 "runbindable")
 DEVICE_TYPES = ("c", "b", "u", "p")
 
-T = TypeVar("T")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Root:
     path: str  # absolute (joined to the bundle)
     readonly: bool
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class User:
     uid: int
     gid: int
@@ -47,14 +51,14 @@ class User:
     additional_gids: tuple[int, ...] = ()
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Rlimit:
     type: str
     soft: int
     hard: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Process:
     args: tuple[str, ...]
     env: tuple[str, ...]
@@ -68,7 +72,7 @@ class Process:
     oom_score_adj: int | None = None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Mount:
     destination: str
     type: str
@@ -76,20 +80,20 @@ class Mount:
     options: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class IdMap:
     container_id: int
     host_id: int
     size: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Namespace:
     type: str
     path: str | None = None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Device:
     type: str
     path: str
@@ -100,7 +104,7 @@ class Device:
     gid: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Hook:
     path: str
     args: tuple[str, ...]
@@ -108,7 +112,7 @@ class Hook:
     timeout: int | None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Linux:
     namespaces: tuple[Namespace, ...] = ()
     uid_mappings: tuple[IdMap, ...] = ()
@@ -126,7 +130,7 @@ class Linux:
         return next((ns for ns in self.namespaces if ns.type == kind), None)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Spec:
     oci_version: str
     root: Root

@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from corral.runtime.linux import inroot
 from corral.runtime.linux import syscalls as sc
+from corral.runtime.record import record
 from corral.runtime.spec import Mount
 
 # option -> (clear?, flag)
@@ -48,7 +48,7 @@ _IGNORED = {"defaults", "tmpcopyup", "notmpcopyup", "z", "Z", "U", "copy-symlink
 _LOCKABLE = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_NOATIME | sc.MS_NODIRATIME
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Options:
     flags: int
     propagation: tuple[int, ...]

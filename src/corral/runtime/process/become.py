@@ -12,17 +12,20 @@ import contextlib
 import os
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
 
 from corral.runtime.errors import RuntimeFailure
 from corral.runtime.linux import syscalls as sc
+from corral.runtime.record import record
 from corral.runtime.spec import RLIMITS, Process
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Program:
     path: str
     args: list[str]

@@ -9,12 +9,9 @@ cgroup, mount or process is left behind.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import signal
 import time
-from dataclasses import dataclass
-from typing import Any, NoReturn
 
 from corral.runtime import hooks
 from corral.runtime import spec as spec_mod
@@ -22,10 +19,15 @@ from corral.runtime.container import Container, State, process_start_time
 from corral.runtime.errors import RuntimeFailure
 from corral.runtime.linux import namespaces
 from corral.runtime.process import become, init, protocol
+from corral.runtime.record import record, replace
 from corral.runtime.spec import Spec
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
-@dataclass(frozen=True)
+
+@record(frozen=True)
 class CreateRequest:
     root: str
     container_id: str
@@ -37,7 +39,7 @@ class CreateRequest:
     own_terminal: bool = False  # `run -t` without a socket: the runtime keeps the pty master
 
 
-@dataclass
+@record
 class Created:
     container: Container
     console_master: int | None  # set for own_terminal
@@ -65,8 +67,8 @@ def with_listen_fds(spec: Spec, preserve_fds: int) -> tuple[Spec, int]:
     if not listen.isdigit() or int(listen) == 0 or spec.process is None:
         return spec, preserve_fds
     env = (*spec.process.env, f"LISTEN_FDS={listen}", "LISTEN_PID=1")
-    process = dataclasses.replace(spec.process, env=env)
-    return dataclasses.replace(spec, process=process), preserve_fds + int(listen)
+    process = replace(spec.process, env=env)
+    return replace(spec, process=process), preserve_fds + int(listen)
 
 
 def _console_fds(spec: Spec, req: CreateRequest) -> tuple[int | None, int | None]:
@@ -208,6 +210,7 @@ def _launch(req: CreateRequest, spec: Spec, container: Container, preserve_fds: 
             ours.send(protocol.IDS_MAPPED)
         init_pid = int(ours.expect(protocol.INIT_PID, "intermediate")["pid"])
         cleanup.append(lambda: _stop(init_pid))
+        ours.send(protocol.PID_RECORDED)
         state = _hook_state(req.container_id, spec, req.bundle, init_pid)
         ours.expect(protocol.RUN_HOOKS, "init")
         hooks.run("prestart", spec.hooks, state)

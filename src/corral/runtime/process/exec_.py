@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass
-from typing import NoReturn
 
 from corral.runtime.container import Container
 from corral.runtime.errors import RuntimeFailure
@@ -20,10 +18,15 @@ from corral.runtime.linux import syscalls as sc
 from corral.runtime.process import become, protocol
 from corral.runtime.process.create import write_pid_file
 from corral.runtime.process.init import ERROR_PREFIX
+from corral.runtime.record import record
 from corral.runtime.spec import Process, Spec, parse
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
 
-@dataclass(frozen=True)
+
+@record(frozen=True)
 class ExecRequest:
     process: Process
     console_socket: str | None = None
@@ -49,6 +52,7 @@ def _process(channel: protocol.Channel, request: ExecRequest, spec: Spec,
              console_fd: int | None) -> NoReturn:
     """The exec'd process, inside the pid namespace."""
     try:
+        channel.expect(protocol.PID_RECORDED, "runtime")
         slave = None
         if request.process.terminal:
             assert console_fd is not None
@@ -129,6 +133,7 @@ def execute(container: Container, request: ExecRequest) -> tuple[int, int | None
         manager.add(pid)
         ours.send(protocol.CGROUP_JOINED)
         process_pid = int(ours.expect(protocol.INIT_PID, "intermediate")["pid"])
+        ours.send(protocol.PID_RECORDED)
         os.waitpid(pid, 0)
         message = ours.receive()  # None: execve closed the pipe, the program runs
         if message is not None and message["type"] == protocol.ERROR:

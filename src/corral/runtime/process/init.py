@@ -4,19 +4,22 @@ builds the root, becomes the container's process, waits on exec.fifo, and execs 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Any, NoReturn
 
 from corral.runtime import hooks
 from corral.runtime.linux import console, devices, inroot, mounts, rootfs
 from corral.runtime.linux import syscalls as sc
 from corral.runtime.process import become, protocol
+from corral.runtime.record import record
 from corral.runtime.spec import Mount, Spec
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 ERROR_PREFIX = "unable to start container process: "
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class InitOptions:
     container_id: str
     fifo_fd: int  # O_PATH fd of exec.fifo, opened by main before the fork
@@ -116,6 +119,7 @@ def _finish_root(spec: Spec, opts: InitOptions) -> int | None:
 def _setup(channel: protocol.Channel, spec: Spec,
            opts: InitOptions) -> tuple[become.Program, dict[str, Any]]:
     assert spec.process is not None
+    channel.expect(protocol.PID_RECORDED, "runtime")
     if spec.process.oom_score_adj is not None:
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write(str(spec.process.oom_score_adj))

@@ -14,7 +14,8 @@ create/run (`process/create.py` main side, `process/init.py` init side):
      |                                | unshare(the other new namespaces)
      |                                |--fork (pid namespace) -------->|
      |<--- INIT_PID {pid} ------------|                                 |
-     | waitpid(intermediate)          exit                              | rootfs, mounts, /dev
+     | waitpid(intermediate)          exit                              |
+     |---- PID_RECORDED ----------------------------------------------->| rootfs, mounts, /dev
      |<--- RUN_HOOKS ---------------------------------------------------|
      | prestart, createRuntime hooks                                    |
      |---- HOOKS_DONE ------------------------------------------------->| createContainer hooks,
@@ -24,8 +25,9 @@ create/run (`process/create.py` main side, `process/init.py` init side):
      | state.json, pid file; exit        init waits on exec.fifo until `start`, then execve
      any stage, any time:  ERROR {message}  ->  main raises RuntimeFailure(message)
 
-exec (`process/exec_.py`): the same with INIT_PID carrying the new process's pid, no hooks, and
-READY sent right before execve (the pipe's close-on-exec then ends the conversation).
+exec (`process/exec_.py`): the same up to PID_RECORDED, with INIT_PID carrying the new
+process's pid; then no hooks and no READY: a successful execve closes the process's end of the
+pipes (close-on-exec) and main reads end-of-file, a failure arrives as ERROR.
 
 Messages are one JSON object per line on two close-on-exec pipes; every request has its ack.
 """
@@ -35,14 +37,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from typing import Any
 
 from corral.runtime.errors import RuntimeFailure
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 CGROUP_JOINED = "cgroup-joined"
 MAP_IDS = "map-ids"
 IDS_MAPPED = "ids-mapped"
 INIT_PID = "init-pid"
+PID_RECORDED = "pid-recorded"  # the ack init waits for: its first message must follow INIT_PID
 RUN_HOOKS = "run-hooks"
 HOOKS_DONE = "hooks-done"
 READY = "ready"

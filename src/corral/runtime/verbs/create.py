@@ -3,29 +3,25 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 
 from corral.runtime.cli import Globals
+from corral.runtime.flags import BOOL, INT, Args, Flag
 from corral.runtime.process.create import CreateRequest, create
 
-
-def add_create_flags(p: argparse.ArgumentParser) -> None:
-    """The flags `create` and `run` share."""
-    p.add_argument("--bundle", "-b", default=".")
-    p.add_argument("--console-socket", default=None)
-    p.add_argument("--pid-file", default=None)
-    p.add_argument("--no-pivot", action="store_true")
-    p.add_argument("--no-new-keyring", action="store_true")
-    p.add_argument("--preserve-fds", type=int, default=0)
-    p.add_argument("container_id")
-
-
-def configure(p: argparse.ArgumentParser) -> None:
-    add_create_flags(p)
+CREATE_FLAGS = (
+    Flag("bundle", "b", default="."),
+    Flag("console-socket"),
+    Flag("pid-file"),
+    Flag("no-pivot", kind=BOOL),
+    Flag("no-new-keyring", kind=BOOL),
+    Flag("preserve-fds", kind=INT, default=0),
+)
+FLAGS = CREATE_FLAGS
+ARGS = ("container_id",)
 
 
-def request(args: argparse.Namespace, ctx: Globals, *, own_terminal: bool) -> CreateRequest:
+def request(args: Args, ctx: Globals, *, own_terminal: bool) -> CreateRequest:
     return CreateRequest(
         root=ctx.root, container_id=args.container_id, bundle=os.path.abspath(args.bundle),
         console_socket=args.console_socket, pid_file=args.pid_file, no_pivot=args.no_pivot,
@@ -33,6 +29,6 @@ def request(args: argparse.Namespace, ctx: Globals, *, own_terminal: bool) -> Cr
     )
 
 
-def run(args: argparse.Namespace, ctx: Globals) -> int:
+def run(args: Args, ctx: Globals) -> int:
     create(request(args, ctx, own_terminal=False))
     return 0

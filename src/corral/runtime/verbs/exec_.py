@@ -3,40 +3,30 @@
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import json
 
 from corral.runtime.cli import Globals
 from corral.runtime.container import Container
 from corral.runtime.errors import InvalidConfig, RuntimeFailure
+from corral.runtime.flags import BOOL, INT, INT_LIST, LIST, Args, Flag
+from corral.runtime.record import replace
 from corral.runtime.spec import Process, User, parse_process
 
-
-def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--process", "-p", default=None)
-    p.add_argument("--tty", "-t", action="store_true")
-    p.add_argument("--detach", "-d", action="store_true")
-    p.add_argument("--env", "-e", action="append", default=[])
-    p.add_argument("--cwd", default=None)
-    p.add_argument("--user", "-u", default=None)
-    p.add_argument("--additional-gids", "-g", action="append", type=int, default=[])
-    p.add_argument("--cap", "-c", action="append", default=[])
-    p.add_argument("--no-new-privs", action="store_true")
-    p.add_argument("--console-socket", default=None)
-    p.add_argument("--pid-file", default=None)
-    p.add_argument("--preserve-fds", type=int, default=0)
-    p.add_argument("--apparmor", default=None)
-    p.add_argument("--process-label", default=None)
-    p.add_argument("container_id")
-    p.add_argument("command", nargs=argparse.REMAINDER)
+FLAGS = (
+    Flag("process", "p"), Flag("tty", "t", kind=BOOL), Flag("detach", "d", kind=BOOL),
+    Flag("env", "e", kind=LIST), Flag("cwd"), Flag("user", "u"),
+    Flag("additional-gids", "g", kind=INT_LIST), Flag("cap", "c", kind=LIST),
+    Flag("no-new-privs", kind=BOOL), Flag("console-socket"), Flag("pid-file"),
+    Flag("preserve-fds", kind=INT, default=0), Flag("apparmor"), Flag("process-label"),
+)
+ARGS = ("container_id", "*command")
 
 
 def _user(text: str, base: User) -> User:
     uid, _, gid = text.partition(":")
     if not uid.isdigit() or (gid and not gid.isdigit()):
         raise RuntimeFailure(f"invalid --user {text!r}: want UID[:GID] in numbers")
-    return dataclasses.replace(base, uid=int(uid), gid=int(gid) if gid else base.gid)
+    return replace(base, uid=int(uid), gid=int(gid) if gid else base.gid)
 
 
 def _with_caps(caps: dict[str, list[str]], added: list[str]) -> dict[str, list[str]]:
@@ -49,7 +39,7 @@ def _with_caps(caps: dict[str, list[str]], added: list[str]) -> dict[str, list[s
     return out
 
 
-def build_process(args: argparse.Namespace, base: Process | None) -> Process:
+def build_process(args: Args, base: Process | None) -> Process:
     """process.json as given, or the container's process with the command and flags over it."""
     if args.process is not None:
         try:
@@ -61,22 +51,22 @@ def build_process(args: argparse.Namespace, base: Process | None) -> Process:
         raise RuntimeFailure("exec: missing command (give ARGS or --process)")
     if base is None:
         raise InvalidConfig("config.json: process: is required to exec")
-    process = dataclasses.replace(base, args=tuple(args.command), env=(*base.env, *args.env))
+    process = replace(base, args=tuple(args.command), env=(*base.env, *args.env))
     if args.cwd is not None:
-        process = dataclasses.replace(process, cwd=args.cwd)
+        process = replace(process, cwd=args.cwd)
     user = _user(args.user, process.user) if args.user else process.user
     if args.additional_gids:
-        user = dataclasses.replace(user, additional_gids=tuple(args.additional_gids))
-    process = dataclasses.replace(process, user=user, terminal=args.tty)
+        user = replace(user, additional_gids=tuple(args.additional_gids))
+    process = replace(process, user=user, terminal=args.tty)
     if args.cap:
         caps = {k: list(v) for k, v in (process.capabilities or {}).items()}
-        process = dataclasses.replace(process, capabilities=_with_caps(caps, args.cap))
+        process = replace(process, capabilities=_with_caps(caps, args.cap))
     if args.no_new_privs:
-        process = dataclasses.replace(process, no_new_privileges=True)
+        process = replace(process, no_new_privileges=True)
     return process
 
 
-def run(args: argparse.Namespace, ctx: Globals) -> int:
+def run(args: Args, ctx: Globals) -> int:
     from corral.runtime.process import foreground
     from corral.runtime.process.exec_ import ExecRequest, container_spec, execute
 

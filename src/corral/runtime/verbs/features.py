@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 from corral.runtime.cli import Globals
+from corral.runtime.flags import Args, Flag
+
+FLAGS: tuple[Flag, ...] = ()
+ARGS = ()
 
 
-def configure(p: argparse.ArgumentParser) -> None:
-    pass
-
-
-def run(args: argparse.Namespace, ctx: Globals) -> int:
+def run(args: Args, ctx: Globals) -> int:
     from corral.runtime.features import features
 
     print(json.dumps(features(), indent=4))

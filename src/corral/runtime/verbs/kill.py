@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
-
 from corral.runtime.cli import Globals
+from corral.runtime.flags import BOOL, Args, Flag
+
+FLAGS = (Flag("all", "a", kind=BOOL),)
+ARGS = ("container_id", "signal?")
 
 
-def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--all", "-a", action="store_true")
-    p.add_argument("container_id")
-    p.add_argument("signal", nargs="?", default="SIGTERM")
-
-
-def run(args: argparse.Namespace, ctx: Globals) -> int:
+def run(args: Args, ctx: Globals) -> int:
     from corral.runtime import lifecycle
     from corral.runtime.container import Container
 
-    signum = lifecycle.parse_signal(args.signal)
+    signum = lifecycle.parse_signal(args.signal or "SIGTERM")
     container = Container.load(ctx.root, args.container_id)
     lifecycle.kill(container, signum, all_processes=args.all)
     return 0

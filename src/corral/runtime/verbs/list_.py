@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 from corral.runtime.cli import Globals
+from corral.runtime.flags import BOOL, Args, Flag
 
-
-def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--format", "-f", choices=("table", "json"), default="table")
-    p.add_argument("--quiet", "-q", action="store_true")
+FLAGS = (Flag("format", "f", default="table"), Flag("quiet", "q", kind=BOOL))
+ARGS = ()
 
 
 def _table(rows: list[list[str]]) -> str:
@@ -21,7 +19,11 @@ def _table(rows: list[list[str]]) -> str:
         for row in rows)
 
 
-def run(args: argparse.Namespace, ctx: Globals) -> int:
+def run(args: Args, ctx: Globals) -> int:
+    if args.format not in ("table", "json"):
+        from corral.runtime.errors import RuntimeFailure
+
+        raise RuntimeFailure(f"invalid format option {args.format!r}")
     from corral.runtime.container import Container
     from corral.runtime.errors import RuntimeFailure
 

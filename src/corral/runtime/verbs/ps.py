@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 from corral.runtime.cli import Globals
+from corral.runtime.flags import Args, Flag
+
+FLAGS = (Flag("format", "f", default="table"),)
+ARGS = ("container_id", "*ps_args")
 
 
-def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--format", "-f", choices=("table", "json"), default="table")
-    p.add_argument("container_id")
-    p.add_argument("ps_args", nargs=argparse.REMAINDER)
+def run(args: Args, ctx: Globals) -> int:
+    if args.format not in ("table", "json"):
+        from corral.runtime.errors import RuntimeFailure
 
-
-def run(args: argparse.Namespace, ctx: Globals) -> int:
+        raise RuntimeFailure(f"invalid format option {args.format!r}")
     from corral.runtime.container import Container
 
     container = Container.load(ctx.root, args.container_id)

@@ -3,19 +3,15 @@ pass the exit status through and delete."""
 
 from __future__ import annotations
 
-import argparse
-
 from corral.runtime.cli import Globals
-from corral.runtime.verbs.create import add_create_flags, request
+from corral.runtime.flags import BOOL, Args, Flag
+from corral.runtime.verbs.create import CREATE_FLAGS, request
+
+FLAGS = (*CREATE_FLAGS, Flag("detach", "d", kind=BOOL), Flag("keep", kind=BOOL))
+ARGS = ("container_id",)
 
 
-def configure(p: argparse.ArgumentParser) -> None:
-    add_create_flags(p)
-    p.add_argument("--detach", "-d", action="store_true")
-    p.add_argument("--keep", action="store_true", help="do not delete the container after exit")
-
-
-def run(args: argparse.Namespace, ctx: Globals) -> int:
+def run(args: Args, ctx: Globals) -> int:
     from corral.runtime import lifecycle
     from corral.runtime.process import foreground
     from corral.runtime.process.create import create

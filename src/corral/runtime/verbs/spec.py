@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-from typing import Any
 
 from corral.runtime.cli import Globals
 from corral.runtime.errors import RuntimeFailure
+from corral.runtime.flags import BOOL, Args, Flag
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 _MASKED = ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
@@ -75,12 +78,11 @@ def default_spec(*, rootless: bool = False) -> dict[str, Any]:
     return spec
 
 
-def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--bundle", "-b", default=".")
-    p.add_argument("--rootless", action="store_true")
+FLAGS = (Flag("bundle", "b", default="."), Flag("rootless", kind=BOOL))
+ARGS = ()
 
 
-def run(args: argparse.Namespace, ctx: Globals) -> int:
+def run(args: Args, ctx: Globals) -> int:
     path = os.path.join(args.bundle, "config.json")
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)

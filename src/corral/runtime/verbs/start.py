@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
-
 from corral.runtime.cli import Globals
+from corral.runtime.flags import Args, Flag
+
+FLAGS: tuple[Flag, ...] = ()
+ARGS = ("container_id",)
 
 
-def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("container_id")
-
-
-def run(args: argparse.Namespace, ctx: Globals) -> int:
+def run(args: Args, ctx: Globals) -> int:
     from corral.runtime import lifecycle
     from corral.runtime.container import Container
 

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 from corral.runtime.cli import Globals
+from corral.runtime.flags import Args, Flag
+
+FLAGS: tuple[Flag, ...] = ()
+ARGS = ("container_id",)
 
 
-def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("container_id")
-
-
-def run(args: argparse.Namespace, ctx: Globals) -> int:
+def run(args: Args, ctx: Globals) -> int:
     from corral.runtime.container import Container
 
     print(json.dumps(Container.load(ctx.root, args.container_id).oci_state(), indent=2))

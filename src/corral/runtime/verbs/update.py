@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-from typing import Any
 
 from corral.runtime.cli import Globals
+from corral.runtime.flags import Args, Flag
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # flag -> (section, key); values are integers except the cpuset lists
 _FLAGS = {
@@ -23,11 +26,8 @@ _FLAGS = {
 _STRINGS = ("cpuset_cpus", "cpuset_mems")
 
 
-def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--resources", "-r", default=None)
-    for name in _FLAGS:
-        p.add_argument("--" + name.replace("_", "-"), dest=name, default=None)
-    p.add_argument("container_id")
+FLAGS = (Flag("resources", "r"), *(Flag(name.replace("_", "-")) for name in _FLAGS))
+ARGS = ("container_id",)
 
 
 def _size(text: str) -> int:
@@ -44,7 +44,7 @@ def _size(text: str) -> int:
         raise RuntimeFailure(f"invalid value {text!r}") from None
 
 
-def resources(args: argparse.Namespace) -> dict[str, Any]:
+def resources(args: Args) -> dict[str, Any]:
     res: dict[str, Any] = {}
     if args.resources is not None:
         with (sys.stdin if args.resources == "-" else open(args.resources)) as f:
@@ -56,7 +56,7 @@ def resources(args: argparse.Namespace) -> dict[str, Any]:
     return res
 
 
-def run(args: argparse.Namespace, ctx: Globals) -> int:
+def run(args: Args, ctx: Globals) -> int:
     from corral.runtime.container import Container, Status
     from corral.runtime.errors import InvalidState
 
