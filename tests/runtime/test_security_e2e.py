@@ -134,6 +134,17 @@ def test_cgroup_membership_is_runcs(runtime: Runtime, bundle: Bundle, tmp_path: 
     assert leftovers(runtime, ours_id) == []
 
 
+def test_unknown_capability_names_are_ignored_like_runc(
+        runtime: Runtime, bundle: Bundle, tmp_path: Path) -> None:
+    for names in bundle.config["process"]["capabilities"].values():
+        names.append("CAP_FLY")
+    bundle.shell("grep -E '^Cap' /proc/self/status")
+    ours = run_corral(runtime, bundle)
+    theirs = run_with_runc(bundle, tmp_path)
+    assert ours.returncode == theirs.returncode == 0, (ours.stderr, theirs.stderr)
+    assert ours.stdout == theirs.stdout
+
+
 def test_update_changes_what_a_running_container_sees(runtime: Runtime, bundle: Bundle) -> None:
     bundle.config["linux"]["cgroupsPath"] = f"/corral-sec-{uuid.uuid4().hex[:10]}"
     bundle.config["linux"]["resources"]["memory"] = {"limit": 64 * MiB}
@@ -160,8 +171,8 @@ def test_update_changes_what_a_running_container_sees(runtime: Runtime, bundle: 
         (lambda c: c["linux"].__setitem__("seccomp", {"defaultAction": "SCMP_ACT_ALLOW",
                                                       "architectures": ["SCMP_ARCH_Z80"]}),
          "unknown architecture 'SCMP_ARCH_Z80'"),
-        (lambda c: c["process"]["capabilities"]["bounding"].append("CAP_FLY"),
-         "unknown capability 'CAP_FLY'"),
+        (lambda c: c["process"]["capabilities"].__setitem__("superpowers", ["CAP_CHOWN"]),
+         "unknown set 'superpowers'"),
         (lambda c: c["linux"]["resources"].__setitem__("cpu", {"shares": 1 << 20}),
          "cpu.shares: invalid 1048576"),
         (lambda c: c["linux"].__setitem__("cgroupsPath", "system.slice:corral:x"),

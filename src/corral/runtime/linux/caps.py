@@ -1,8 +1,8 @@
 """Linux capabilities from config.json's `process.capabilities`: names, bounding set, capset, ambient.
 
-Names the kernel does not have (a number above /proc/sys/kernel/cap_last_cap) are skipped like
-runc does (runc warns and ignores them); names nobody knows ("CAP_FOO") are refused like crun
-does, with a CapsError naming them.
+Names this runtime or the kernel does not know ("CAP_FOO", or a number above
+/proc/sys/kernel/cap_last_cap) are ignored, as runc (which warns) and crun do: `check()` returns
+them for the caller's warning. A malformed section is a CapsError.
 
 Call order (the core's job), in the container's init:
     drop_bounding(bounding) -> keep_caps_across_setuid() -> setgroups/setresgid/setresuid
@@ -92,8 +92,6 @@ class _Data(ctypes.Structure):
     )
 
 
-
-
 def last_cap() -> int:
     """The highest capability number the running kernel knows."""
     try:
@@ -103,27 +101,34 @@ def last_cap() -> int:
         return len(NAMES) - 1
 
 
-def check(capabilities: Mapping[str, Sequence[str]]) -> None:
-    """Refuse unknown set names and capability names (validation only)."""
+def check(capabilities: Mapping[str, Sequence[str]]) -> list[str]:
+    """Validate `process.capabilities`; returns the names that will be ignored.
+
+    A malformed section (unknown set, not a list of strings) is a CapsError. Capability names
+    this runtime or kernel does not know are ignored like runc does ("ignoring unknown or
+    unavailable capabilities: [...]" is the warning the caller should log): ignoring a name only
+    ever grants less.
+    """
+    ignored: list[str] = []
+    top = last_cap()
     for set_name, names in capabilities.items():
         if set_name not in SETS:
             raise CapsError(f"process.capabilities: unknown set {set_name!r}")
-        if not isinstance(names, list):
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise CapsError(f"process.capabilities.{set_name} must be a list of names")
         for name in names:
-            if name not in NUMBERS:
-                raise CapsError(f"process.capabilities.{set_name}: unknown capability {name!r}")
+            if NUMBERS.get(name, top + 1) > top and name not in ignored:
+                ignored.append(name)
+    return ignored
 
 
 def to_mask(names: Iterable[str]) -> int:
-    """The bit mask of the capabilities the running kernel has among `names`."""
+    """The bit mask of the capabilities among `names` that this kernel has (others are ignored)."""
     top = last_cap()
     mask = 0
     for name in names:
         number = NUMBERS.get(name)
-        if number is None:
-            raise CapsError(f"unknown capability {name!r}")
-        if number <= top:
+        if number is not None and number <= top:
             mask |= 1 << number
     return mask
 
