@@ -94,6 +94,9 @@ def test_update_changes_limits_in_place(cgroup: Manager) -> None:
     assert (v1_dir(cgroup, "pids") / "pids.max").read_text() == "max\n"
     cgroup.update({"memory": {"limit": 16 * MiB, "swap": 16 * MiB}})  # shrinking: other order
     assert (memory / "memory.limit_in_bytes").read_text() == f"{16 * MiB}\n"
+    with pytest.raises(CgroupError, match="set the memory\\+swap limit too"):
+        cgroup.update({"memory": {"limit": 32 * MiB}})  # above memory+swap (16 MiB)
+    assert (memory / "memory.limit_in_bytes").read_text() == f"{16 * MiB}\n"
 
 
 def test_a_cpuset_cgroup_accepts_tasks_without_explicit_cpus(cgroup: Manager) -> None:

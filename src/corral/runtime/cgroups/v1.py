@@ -71,6 +71,11 @@ def set_memory(directory: str, memory: Mapping[str, Any]) -> None:
             write(directory, "memory.limit_in_bytes", limit)
             write(directory, "memory.memsw.limit_in_bytes", swap)
     elif limit:
+        if has_swap and limit != -1:
+            total = read_int(directory, "memory.memsw.limit_in_bytes", -1)
+            if total != -1 and limit > total:
+                raise CgroupError(f"memory.limit_in_bytes: {limit} is above memory.memsw."
+                                  f"limit_in_bytes {total}: set the memory+swap limit too")
         write(directory, "memory.limit_in_bytes", limit)
     elif swap:
         write(directory, "memory.memsw.limit_in_bytes", swap)
