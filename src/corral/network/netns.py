@@ -18,6 +18,7 @@ import os
 import socket
 import struct
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 _CLONE_NEWNET = 0x40000000
@@ -42,21 +43,25 @@ def _mount(source: str, target: str, flags: int) -> None:
     _check(_libc.mount(source.encode(), target.encode(), None, flags, None), f"mount {target}")
 
 
-def _ensure_shared_dir(directory: Path) -> None:
-    """Make `directory` a shared mount point of its own (once), like `ip netns` does."""
+@contextlib.contextmanager
+def _dir_lock(directory: Path) -> Iterator[None]:
+    """Serialises making, using and dropping the shared mount on `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
+    with open(directory.parent / f".{directory.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _ensure_shared_dir(directory: Path) -> None:
+    """Make `directory` a shared mount point of its own, like `ip netns` does (lock held)."""
     marker = directory / ".shared"
     if marker.exists():
         return
-    with open(directory.parent / ".netns.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if marker.exists():
-            return
-        if not os.path.ismount(directory):
-            _mount(str(directory), str(directory), _MS_BIND | _MS_REC)
-        _check(_libc.mount(b"none", str(directory).encode(), None, _MS_SHARED | _MS_REC, None),
-               f"make {directory} shared")
-        marker.touch()
+    if not os.path.ismount(directory):
+        _mount(str(directory), str(directory), _MS_BIND | _MS_REC)
+    _check(_libc.mount(b"none", str(directory).encode(), None, _MS_SHARED | _MS_REC, None),
+           f"make {directory} shared")
+    marker.touch()
 
 
 def _loopback_up() -> None:
@@ -69,27 +74,29 @@ def _loopback_up() -> None:
 
 def create(path: Path) -> None:
     """Make a new network namespace (loopback up) pinned at `path`; existing ones are kept."""
-    if exists(path):
-        return
-    _ensure_shared_dir(path.parent)
-    path.touch(exist_ok=True)
-    failure: list[BaseException] = []
+    with _dir_lock(path.parent):
+        if exists(path):
+            return
+        _ensure_shared_dir(path.parent)
+        path.touch(exist_ok=True)
+        failure: list[BaseException] = []
 
-    def in_new_namespace() -> None:
-        try:
-            _check(_libc.unshare(_CLONE_NEWNET), "unshare(CLONE_NEWNET)")
-            _loopback_up()
-            _mount(f"/proc/self/task/{threading.get_native_id()}/ns/net", str(path), _MS_BIND)
-        except BaseException as e:
-            failure.append(e)
+        def in_new_namespace() -> None:
+            try:
+                _check(_libc.unshare(_CLONE_NEWNET), "unshare(CLONE_NEWNET)")
+                _loopback_up()
+                _mount(f"/proc/self/task/{threading.get_native_id()}/ns/net", str(path),
+                       _MS_BIND)
+            except BaseException as e:
+                failure.append(e)
 
-    worker = threading.Thread(target=in_new_namespace, name="netns")
-    worker.start()
-    worker.join()
-    if failure:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-        raise failure[0]
+        worker = threading.Thread(target=in_new_namespace, name="netns")
+        worker.start()
+        worker.join()
+        if failure:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            raise failure[0]
 
 
 def exists(path: Path) -> bool:
@@ -101,18 +108,32 @@ def exists(path: Path) -> bool:
 
 
 def remove(path: Path) -> None:
-    """Unpin and delete the namespace file; the kernel frees the namespace (and its veths)."""
-    result = _libc.umount2(str(path).encode(), _MNT_DETACH)
-    if result != 0 and ctypes.get_errno() not in (errno.EINVAL, errno.ENOENT):
-        _check(result, f"umount {path}")
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
+    """Unpin and delete the namespace file; the kernel frees the namespace (and its veths).
+
+    The last one out also drops the directory's shared mount, so nothing stays mounted."""
+    directory = path.parent
+    if not directory.exists():
+        return
+    with _dir_lock(directory):
+        result = _libc.umount2(str(path).encode(), _MNT_DETACH)
+        if result != 0 and ctypes.get_errno() not in (errno.EINVAL, errno.ENOENT):
+            _check(result, f"umount {path}")
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        if not any(entry.name != ".shared" for entry in os.scandir(directory)):
+            _unmount_dir(directory)
 
 
-def unmount_dir(directory: Path) -> None:
-    """Detach the shared mount `create` put on `directory` (for tests and `system reset`)."""
+def _unmount_dir(directory: Path) -> None:
     result = _libc.umount2(str(directory).encode(), _MNT_DETACH)
     if result != 0 and ctypes.get_errno() not in (errno.EINVAL, errno.ENOENT):
         _check(result, f"umount {directory}")
     with contextlib.suppress(FileNotFoundError):
         (directory / ".shared").unlink()
+
+
+def unmount_dir(directory: Path) -> None:
+    """Drop the shared mount on `directory` even if namespaces remain (tests' cleanup)."""
+    if directory.exists():
+        with _dir_lock(directory):
+            _unmount_dir(directory)
