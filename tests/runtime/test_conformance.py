@@ -8,6 +8,7 @@ the behaviour corral-runtime must have.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -614,7 +615,7 @@ def test_exec_in_a_running_container(runtime: Runtime, bundle: Bundle) -> None:
     assert result.returncode == 5, result.stderr
     assert result.stdout.split() == ["exec-target", "exec", "/etc", "1000"]
     ps = runtime.ok("ps", "--format", "json", cid)
-    assert runtime.state(cid)["pid"] in [int(p) for p in __import__("json").loads(ps.stdout)]
+    assert runtime.state(cid)["pid"] in [int(p) for p in json.loads(ps.stdout)]
     runtime.ok("delete", "--force", cid)
     assert runtime("state", cid).returncode != 0
 
@@ -671,3 +672,135 @@ def test_terminal_over_the_console_socket(runtime: Runtime, bundle: Bundle, tmp_
     assert lines[1:] == ["33", "101", "all-ttys"]
     runtime.wait_status(cid, "stopped")
     runtime.ok("delete", cid)
+
+
+def test_exec_with_a_terminal(runtime: Runtime, bundle: Bundle, tmp_path: Path) -> None:
+    # `podman exec -it` as conmon runs it: detached, a tty, its own console socket, a pid file.
+    bundle.process["args"] = ["sleep", "60"]
+    cid = runtime.create(bundle)
+    runtime.ok("start", cid)
+    console = ConsoleSocket.listen(tmp_path / "exec.sock")
+    pid_file = tmp_path / "exec.pid"
+    try:
+        exec_ = subprocess.Popen(
+            runtime.argv("exec", "--detach", "--tty", "--console-socket", str(console.path),
+                         "--pid-file", str(pid_file), cid,
+                         "/bin/sh", "-c", "read line; tty; [ -t 0 ] && echo stdin-$line"),
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        master = console.receive_master()
+    finally:
+        console.close()
+    try:
+        assert exec_.wait(timeout=30) == 0
+        assert int(pid_file.read_text()) > 0
+        os.write(master, b"tty\n")
+        text = read_pty(master).decode()
+    finally:
+        os.close(master)
+    assert text.replace("\r", "").split() == ["tty", "/dev/pts/0", "stdin-tty"]
+    runtime.ok("delete", "--force", cid)
+
+
+def test_pid_file(runtime: Runtime, bundle: Bundle, tmp_path: Path) -> None:
+    bundle.process["args"] = ["sleep", "60"]
+    pid_file = tmp_path / "container.pid"
+    cid = runtime.create(bundle, "--pid-file", str(pid_file))
+    assert int(pid_file.read_text()) == runtime.state(cid)["pid"]
+    runtime.ok("delete", "--force", cid)
+
+
+def test_error_goes_to_the_json_log(runtime: Runtime, bundle: Bundle, tmp_path: Path) -> None:
+    # conmon and podman read the runtime's --log to show the user why a container failed.
+    log = tmp_path / "runtime.log"
+    bundle.process["args"] = ["/no/such/program"]
+    bundle.write()
+    cid = runtime.new_id()
+    result = runtime("--log", str(log), "--log-format", "json", "run", "--bundle",
+                     str(bundle.path), cid)
+    assert result.returncode != 0
+    errors = [json.loads(line) for line in log.read_text().splitlines()
+              if '"error"' in line]
+    assert errors, log.read_text()
+    assert any("/no/such/program" in entry["msg"] for entry in errors)
+    assert all({"level", "msg", "time"} <= set(entry) for entry in errors)
+
+
+def test_hooks_run_with_the_state_on_stdin(runtime: Runtime, bundle: Bundle, tmp_path: Path) -> None:
+    record = tmp_path / "hooks"
+    record.mkdir()
+    bundle.config["hooks"] = {
+        kind: [{"path": "/bin/sh", "args": ["sh", "-c", f"cat > {record}/{kind}.json"]}]
+        for kind in ("prestart", "createRuntime", "poststart", "poststop")
+    }
+    bundle.process["args"] = ["true"]
+    assert runtime.run(bundle).returncode == 0
+    states = {p.stem: json.loads(p.read_text()) for p in record.iterdir()}
+    assert set(states) == {"prestart", "createRuntime", "poststart", "poststop"}
+    cid = runtime.ids[-1]
+    for kind, state in states.items():
+        assert state["id"] == cid, kind
+        assert state["bundle"] == str(bundle.path), kind
+    assert states["createRuntime"]["pid"] > 0
+    assert states["prestart"]["pid"] == states["createRuntime"]["pid"]
+
+
+def test_kill_all_reaches_every_process(runtime: Runtime, bundle: Bundle) -> None:
+    # Without a pid namespace the processes outlive pid 1 unless `kill --all` reaches them.
+    bundle.linux["namespaces"] = [ns for ns in bundle.linux["namespaces"] if ns["type"] != "pid"]
+    bundle.linux["cgroupsPath"] = f"/{runtime.name}-killall-{os.urandom(6).hex()}"
+    sh(bundle, "sleep 60 & sleep 60 & exec sleep 60")
+    cid = runtime.create(bundle)
+    runtime.ok("start", cid)
+    pids_file = Path(f"/sys/fs/cgroup/pids{bundle.linux['cgroupsPath']}/cgroup.procs")
+    deadline = time.monotonic() + 10
+    while len(pids_file.read_text().split()) < 3:
+        assert time.monotonic() < deadline, "the sleeps never started"
+        time.sleep(0.02)
+    members = [int(p) for p in pids_file.read_text().split()]
+    runtime.ok("kill", "--all", cid, "KILL")
+    runtime.wait_status(cid, "stopped")
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{p}").exists() and "Z" not in proc_state(p) for p in members):
+        assert time.monotonic() < deadline, "kill --all left processes running"
+        time.sleep(0.02)
+    runtime.ok("delete", "--force", cid)
+
+
+def proc_state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return "Z"
+
+
+def test_update_changes_the_limits_of_a_running_container(runtime: Runtime, bundle: Bundle) -> None:
+    cgroup = f"/{runtime.name}-update-{os.urandom(6).hex()}"
+    bundle.linux["cgroupsPath"] = cgroup
+    bundle.linux["resources"]["memory"] = {"limit": 64 * 2**20}
+    bundle.linux["resources"]["pids"] = {"limit": 50}
+    bundle.process["args"] = ["sleep", "60"]
+    cid = runtime.create(bundle)
+    runtime.ok("start", cid)
+    runtime.ok("update", "--memory", str(96 * 2**20), "--pids-limit", "77", cid)
+    memory = Path(f"/sys/fs/cgroup/memory{cgroup}/memory.limit_in_bytes").read_text().strip()
+    assert memory == str(96 * 2**20)
+    assert Path(f"/sys/fs/cgroup/pids{cgroup}/pids.max").read_text().strip() == "77"
+    runtime.ok("delete", "--force", cid)
+
+
+@pytest.mark.parametrize("breakage", ["not json", "no process", "bad namespace"])
+def test_invalid_config_leaves_nothing_behind(runtime: Runtime, bundle: Bundle, breakage: str) -> None:
+    if breakage == "not json":
+        (bundle.path / "config.json").write_text("{ this is not json")
+    else:
+        if breakage == "no process":
+            del bundle.config["process"]
+        else:
+            bundle.linux["namespaces"].append({"type": "no-such-namespace"})
+        bundle.write()
+    cid = runtime.new_id()
+    result = runtime("create", "--bundle", str(bundle.path), cid, stdin=subprocess.DEVNULL)
+    assert result.returncode != 0
+    assert result.stderr.strip()
+    assert runtime("state", cid).returncode != 0
+    assert not (runtime.root / cid).exists()
