@@ -2,7 +2,7 @@
 
 The light entry of `corral container cleanup`: conmon runs it when the container's program
 exits, even if no corral command is alive, to record the exit, release the rootfs and the network,
-and honour --rm. It imports only the lifecycle.
+and honour --rm. It looks at the record first and imports the lifecycle only if work is left.
 """
 
 from __future__ import annotations
@@ -13,11 +13,16 @@ from pathlib import Path
 
 def main(argv: list[str]) -> int:
     from corral.config import Paths
+    from corral.containers.store import Store
+
+    paths = Paths(root=Path(argv[argv.index("--root") + 1]),
+                  runroot=Path(argv[argv.index("--runroot") + 1]))
+    rec = Store(paths).find(argv[-1])
+    if rec is None or rec.state not in ("running", "paused"):
+        return 0  # a foreground `run` or a `stop` already did it: skip the heavier imports
     from corral.containers.lifecycle import Containers
 
-    root = Path(argv[argv.index("--root") + 1])
-    runroot = Path(argv[argv.index("--runroot") + 1])
-    Containers(Paths(root=root, runroot=runroot)).cleanup(argv[-1])
+    Containers(paths).cleanup(rec.id)
     return 0
 
 

@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""corral's container engine beside podman (and docker with --docker), in the same run.
+
+    .venv/bin/python bench/containers.py [--runs 20] [--docker] [--runtime crun]
+
+Measures `run --rm --network none busybox true`, `create`, `start`, `exec true` in a running
+container, `ps -a` with 50 containers, and the memory per detached `sleep` container (PSS of its
+monitor and runtime processes, from /proc/<pid>/smaps_rollup). Every engine works in its own
+temporary store; podman and docker get the same busybox tree (imported from corral's built-in
+image), so the containers are the same. Prints medians and corral's ratio to each engine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CORRAL = ROOT / ".venv" / "bin" / "corral"
+IMAGE = "docker.io/library/busybox:latest"
+
+
+class Engine:
+    def __init__(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.env = env or dict(os.environ)
+
+    def __call__(self, *args: str, check: bool = True) -> str:
+        proc = subprocess.run([*self.argv, *args], env=self.env, capture_output=True, text=True)
+        if check and proc.returncode != 0:
+            raise SystemExit(f"{self.name} {' '.join(args)}: {proc.stderr.strip()}")
+        return proc.stdout.strip()
+
+    def timed(self, *args: str) -> float:
+        start = time.perf_counter()
+        self(*args)
+        return time.perf_counter() - start
+
+
+def median_ms(samples: Sequence[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+def bench_engine(e: Engine, runs: int, extra_run: Sequence[str]) -> dict[str, float]:
+    results: dict[str, float] = {}
+    e("run", "--rm", *extra_run, "--network", "none", IMAGE, "true")  # warm caches
+    results["run --rm true"] = median_ms(
+        [e.timed("run", "--rm", *extra_run, "--network", "none", IMAGE, "true") for _ in range(runs)])
+    created: list[str] = []
+    create_times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        created.append(e("create", *extra_run, "--network", "none", IMAGE, "sleep", "600"))
+        create_times.append(time.perf_counter() - start)
+    results["create"] = median_ms(create_times)
+    results["start"] = median_ms([e.timed("start", cid) for cid in created])
+    results["exec true"] = median_ms([e.timed("exec", created[0], "true") for _ in range(runs)])
+    results["stop -t 0 (cleanup)"] = 0.0
+    e("rm", "-f", *created)
+    many = [e("create", *extra_run, "--network", "none", IMAGE, "true") for _ in range(50)]
+    results["ps -a (50)"] = median_ms([e.timed("ps", "-a") for _ in range(runs)])
+    e("rm", "-f", *many)
+    results.pop("stop -t 0 (cleanup)")
+    results["PSS per sleep container (MB)"] = pss_per_container(e, extra_run)
+    return results
+
+
+def pss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def pss_per_container(e: Engine, extra_run: Sequence[str], count: int = 5) -> float:
+    """PSS of the processes that exist because the containers run, minus the containers' own."""
+    before = {p for p in os.listdir("/proc") if p.isdigit()}
+    ids = [e("run", "-d", *extra_run, "--network", "none", IMAGE, "sleep", "600") for _ in range(count)]
+    time.sleep(1)
+    new = [int(p) for p in os.listdir("/proc") if p.isdigit() and p not in before]
+    total = 0.0
+    for pid in new:
+        try:
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+        except OSError:
+            continue
+        if comm not in ("sleep",):
+            total += pss_mb(pid)
+    e("rm", "-f", *ids)
+    return total / count
+
+
+@contextlib.contextmanager
+def corral_engine(tmp: Path, runtime: str | None) -> Iterator[tuple[Engine, list[str]]]:
+    env = {**os.environ, "CORRAL_ROOT": str(tmp / "corral-root"), "CORRAL_RUNROOT": str(tmp / "corral-run")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # compiled modules, as an installed corral has
+    yield Engine("corral", [str(CORRAL)], env), (["--runtime", runtime] if runtime else [])
+
+
+def busybox_tar(tmp: Path) -> Path:
+    sys.path.insert(0, str(ROOT / "src"))
+    from corral.images import busybox
+
+    rootfs = busybox.make_rootfs(tmp / "busybox-rootfs")
+    tar = tmp / "busybox.tar"
+    subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tar), "."], check=True)
+    return tar
+
+
+@contextlib.contextmanager
+def podman_engine(tmp: Path, tar: Path) -> Iterator[tuple[Engine, list[str]]]:
+    conf = tmp / "containers.conf"
+    conf.write_text('[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n')
+    env = {**os.environ, "CONTAINERS_CONF": str(conf)}
+    e = Engine("podman", ["podman", "--root", str(tmp / "podman-root"), "--runroot",
+                          str(tmp / "podman-run"), "--cgroup-manager", "cgroupfs"], env)
+    e("import", str(tar), IMAGE)
+    try:
+        yield e, []
+    finally:
+        e("rm", "-af", check=False)
+        e("system", "reset", "-f", check=False)
+
+
+@contextlib.contextmanager
+def docker_engine(tmp: Path, tar: Path) -> Iterator[tuple[Engine, list[str]]]:
+    sock = tmp / "docker.sock"
+    daemon = subprocess.Popen(
+        ["dockerd", "--data-root", str(tmp / "docker-root"), "--exec-root", str(tmp / "docker-exec"),
+         "--pidfile", str(tmp / "docker.pid"), "-H", f"unix://{sock}", "--bridge", "none",
+         "--iptables=false", "--ip6tables=false", "--containerd-namespace", f"corral-bench-{os.getpid()}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    e = Engine("docker", ["docker", "-H", f"unix://{sock}"])
+    deadline = time.monotonic() + 30
+    while e("version", check=False) == "" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    try:
+        e("import", str(tar), IMAGE)
+        yield e, []
+    finally:
+        e("rm", "-f", *e("ps", "-aq", check=False).split(), check=False)
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=30)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--docker", action="store_true", help="also start a private dockerd")
+    parser.add_argument("--runtime", help="corral's runtime (default: corral's default)")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("run as root", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="corral-bench-") as tmp_s:
+        tmp = Path(tmp_s)
+        tar = busybox_tar(tmp)
+        makers: list[Callable[[], contextlib.AbstractContextManager[tuple[Engine, list[str]]]]] = [
+            lambda: corral_engine(tmp, args.runtime), lambda: podman_engine(tmp, tar)]
+        if args.docker and shutil.which("dockerd"):
+            makers.append(lambda: docker_engine(tmp, tar))
+        table: dict[str, dict[str, float]] = {}
+        for make in makers:
+            with make() as (engine, extra):
+                print(f"benchmarking {engine.name} ...", file=sys.stderr)
+                table[engine.name] = bench_engine(engine, args.runs, extra)
+    names = list(table)
+    metrics = list(table["corral"])
+    print(f"{'':32}" + "".join(f"{n:>12}" for n in names)
+          + "".join(f"{'corral/' + n:>16}" for n in names[1:]))
+    for metric in metrics:
+        line = f"{metric:32}" + "".join(f"{table[n][metric]:12.1f}" for n in names)
+        for n in names[1:]:
+            other = table[n][metric]
+            line += f"{(table['corral'][metric] / other if other else float('nan')):16.2f}"
+        print(line)
+    print("(times in ms, medians; PSS in MB per container)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
