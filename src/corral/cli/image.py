@@ -204,13 +204,9 @@ def images(repository: str | None, all_: bool, quiet: bool, digests: bool, no_tr
         found = _restrict(found, repository)
     found = _filter(found, filters, svc)
     rows = _row_objects(found, digests, no_trunc)
-    if quiet:
-        seen: list[str] = []
-        for r in rows:
-            if r["ID"] not in seen:
-                seen.append(r["ID"])
-        if seen:
-            click.echo("\n".join(seen))
+    if quiet:  # one id per row, repeated for each tag, as docker does
+        if rows:
+            click.echo("\n".join(r["ID"] for r in rows))
         return
     header = ["REPOSITORY", "TAG", *(["DIGEST"] if digests else []), "IMAGE ID", "CREATED", "SIZE"]
     table_rows = [[r["Repository"], r["Tag"], *([r["Digest"]] if digests else []), r["ID"],
