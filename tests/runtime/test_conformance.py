@@ -804,3 +804,73 @@ def test_invalid_config_leaves_nothing_behind(runtime: Runtime, bundle: Bundle, 
     assert result.stderr.strip()
     assert runtime("state", cid).returncode != 0
     assert not (runtime.root / cid).exists()
+
+
+def test_devices_cgroup_denies_nodes_the_config_does_not_allow(
+    runtime: Runtime, bundle: Bundle
+) -> None:
+    # With CAP_MKNOD a process can make any node, but `runc spec`'s deny-all rule plus the
+    # default devices decide which ones it may open.
+    for kind in ("bounding", "effective", "permitted"):
+        bundle.process["capabilities"][kind].append("CAP_MKNOD")
+    bundle.add_mount("/scratch", "tmpfs", "tmpfs", ["nosuid", "mode=755"])
+    # Major 42 has no driver: the cgroup check comes before the open reaches one, so EPERM
+    # (not ENXIO) proves the devices cgroup refused it.
+    sh(bundle, "mknod /scratch/dev42 c 42 0 && echo made; head -c 1 /scratch/dev42;"
+               " echo dev42=$?; mknod /scratch/null c 1 3 && echo x > /scratch/null; echo null=$?")
+    result = runtime.run(bundle)
+    assert result.stdout.split() == ["made", "dev42=1", "null=0"], result.stderr
+    assert "/scratch/dev42: Operation not permitted" in result.stderr
+
+
+def test_cpuset_and_home(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.linux["resources"]["cpu"] = {"cpus": "0", "mems": "0"}
+    bundle.linux["cgroupsPath"] = f"/{runtime.name}-cpuset-{os.urandom(6).hex()}"
+    bundle.process["env"] = ["PATH=/bin:/usr/bin"]  # no HOME: the runtime takes it from passwd
+    sh(bundle, "grep Cpus_allowed_list /proc/self/status; cat /sys/fs/cgroup/cpuset/cpuset.cpus;"
+               " echo HOME=$HOME")
+    assert output(runtime, bundle).split() == ["Cpus_allowed_list:", "0", "0", "HOME=/root"]
+
+
+def test_exec_process_json(runtime: Runtime, bundle: Bundle, tmp_path: Path) -> None:
+    # conmon starts `podman exec` as `exec --process FILE`: the whole process from JSON.
+    bundle.process["args"] = ["sleep", "60"]
+    cid = runtime.create(bundle)
+    runtime.ok("start", cid)
+    process = {
+        "terminal": False, "user": {"uid": 33, "gid": 33, "additionalGids": [100]},
+        "args": ["/bin/sh", "-c", "id; pwd; echo $MODE; grep -E '^Cap(Eff|Bnd)' /proc/self/status;"
+                 " exit 9"],
+        "env": ["PATH=/bin", "MODE=json"], "cwd": "/var/www",
+        "capabilities": {k: ["CAP_KILL"] for k in ("bounding", "effective", "permitted")},
+        "noNewPrivileges": True,
+    }
+    (tmp_path / "process.json").write_text(json.dumps(process))
+    result = runtime("exec", "--process", str(tmp_path / "process.json"), cid)
+    assert result.returncode == 9, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "uid=33(www-data) gid=33(www-data) groups=100(users)"
+    assert lines[1:3] == ["/var/www", "json"]
+    # a non-root user keeps no effective caps without ambient ones
+    assert status_fields("\n".join(lines[3:])) == {"CapEff": "0" * 16, "CapBnd": cap_mask("CAP_KILL")}
+    runtime.ok("delete", "--force", cid)
+
+
+def test_no_pivot(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.process["args"] = ["sh", "-c", "cat /etc/passwd | head -1; ls /proc/1/root/ | wc -l"]
+    bundle.write()
+    result = runtime("run", "--no-pivot", "--bundle", str(bundle.path), runtime.new_id())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[0] == "root:x:0:0:root:/root:/bin/sh"
+
+
+def test_run_detached(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.process["args"] = ["sleep", "60"]
+    bundle.write()
+    cid = runtime.new_id()
+    result = runtime("run", "--detach", "--bundle", str(bundle.path), cid,
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                     capture_output=False)
+    assert result.returncode == 0
+    assert runtime.state(cid)["status"] == "running"
+    runtime.ok("delete", "--force", cid)
