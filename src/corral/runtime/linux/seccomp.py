@@ -257,7 +257,8 @@ def load(seccomp: Mapping[str, Any]) -> int | None:
     loads it here.
     """
     check(seccomp)
-    compiled = _prepared.get(_canonical(seccomp))
+    # only after prepare() (which imported json): the init may already be past pivot_root
+    compiled = _prepared.get(_canonical(seccomp)) if _prepared else None
     if compiled is not None:
         return _install(*compiled)
     lib = _libseccomp()
