@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -482,3 +483,42 @@ def test_rootless_runtime_skips_hierarchies_it_cannot_write() -> None:
     assert result == {"paths": {}, "limited": "pids: the pids cgroup controller is not available "
                                               "to this rootless runtime"}
     assert not any(os.path.exists(h.directory(path)) for h in LAYOUT.v1)
+
+
+def device_probe() -> dict[str, int]:
+    """What a process may do with a few devices (errno per attempt, 0 = allowed)."""
+    def opened(path: str, flags: int) -> int:
+        return errno_of(lambda: os.close(os.open(path, flags)))
+
+    node = f"/tmp/corral-blk-{os.getpid()}"
+    made = errno_of(lambda: os.mknod(node, 0o600 | stat.S_IFBLK, os.makedev(7, 0)))
+    if made == 0:
+        os.unlink(node)
+    return {"null": opened("/dev/null", os.O_WRONLY), "kmsg_read": opened("/dev/kmsg", os.O_RDONLY),
+            "kmsg_write": opened("/dev/kmsg", os.O_WRONLY), "mknod_block": made}
+
+
+DEVICE_RULES = [{"allow": False, "access": "rwm"},
+                {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "r"}]
+# /dev/null is in the defaults; a block device may be made (default "b *:* m") but not opened
+EXPECTED_DEVICES = {"null": 0, "kmsg_read": 0, "kmsg_write": errno.EPERM, "mknod_block": 0}
+
+
+def test_v2_device_rules_are_an_ebpf_program(v2_cgroup: Manager) -> None:
+    v2_cgroup.create({"devices": DEVICE_RULES})
+    assert run_forked(device_probe, before_start=v2_cgroup.add).value == EXPECTED_DEVICES
+
+
+def test_v2_deny_all_stops_mknod_too(v2_cgroup: Manager) -> None:
+    from corral.runtime.cgroups import devices, ebpf
+
+    v2_cgroup.create(None)
+    ebpf.attach(v2_cgroup.paths[UNIFIED], [devices.normalise({"allow": False})])
+    assert run_forked(device_probe, before_start=v2_cgroup.add).value == {
+        "null": errno.EPERM, "kmsg_read": errno.EPERM, "kmsg_write": errno.EPERM,
+        "mknod_block": errno.EPERM}
+
+
+def test_v1_and_v2_device_rules_agree(cgroup: Manager) -> None:
+    cgroup.create({"devices": DEVICE_RULES})
+    assert run_forked(device_probe, before_start=cgroup.add).value == EXPECTED_DEVICES

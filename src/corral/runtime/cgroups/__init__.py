@@ -5,6 +5,8 @@
                 open_manager(cgroupsPath, id), reopen(paths) for later verbs
     v1.py       cgroup v1 controller files
     v2.py       cgroup v2 (unified) files and runc's v1->v2 value conversions
+    devices.py  OCI device rules normalised, with runc's default allow-list
+    ebpf.py     v2 device rules as a BPF_PROG_TYPE_CGROUP_DEVICE program
     validate.py check(resources): JSON types of linux.resources, before touching anything
     common.py   CgroupError and file access that names the file and value
 """

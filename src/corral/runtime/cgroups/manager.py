@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from corral.runtime.cgroups import v1, v2, validate
+from corral.runtime.cgroups import devices, ebpf, v1, v2, validate
 from corral.runtime.cgroups.common import (
     CgroupError,
     procs,
@@ -159,14 +159,24 @@ class Manager:
             if directory is None:
                 raise CgroupError("unified: cgroup v2 is not available on this host")
             v2.set_unified(directory, unified)
-        devices = resources.get("devices")
-        if with_devices and devices is not None:
-            directory = self._v1_dir("devices")
-            if directory is not None:
-                v1.set_devices(directory, devices)
-            elif self.layout.mode != "v2":
-                raise CgroupError("devices: the devices cgroup controller is not mounted")
-            # pure v2: see v2's docstring (no eBPF program; the core's device nodes are the limit)
+        rules = resources.get("devices")
+        if with_devices and rules is not None:
+            self._set_devices(devices.with_defaults(rules))
+
+    def _set_devices(self, rules: list[devices.Rule]) -> None:
+        """v1: the devices controller's lists; v2: an eBPF program on the cgroup2 directory."""
+        directory = self._v1_dir("devices")
+        if directory is not None:
+            v1.set_devices(directory, rules)
+            return
+        directory = self._v2_dir()
+        if directory is None or self.layout.v1:
+            raise CgroupError("devices: the devices cgroup controller is not mounted")
+        try:
+            ebpf.attach(directory, rules)
+        except CgroupError:
+            if not _rootless():  # runc's rootless containers go without a device filter too
+                raise
 
     def _set_network(self, network: Mapping[str, Any]) -> None:
         directories = {}

@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from corral.runtime.cgroups import devices
 from corral.runtime.cgroups.common import (
     CgroupError,
     given,
@@ -21,22 +22,6 @@ from corral.runtime.cgroups.common import (
     read_keyed,
     wait_until,
     write,
-)
-
-# The devices every container may use, appended after the config's rules as runc and crun do.
-DEFAULT_DEVICE_RULES: tuple[str, ...] = (
-    "c *:* m",
-    "b *:* m",
-    "c 1:3 rwm",     # /dev/null
-    "c 1:8 rwm",     # /dev/random
-    "c 1:7 rwm",     # /dev/full
-    "c 5:0 rwm",     # /dev/tty
-    "c 1:5 rwm",     # /dev/zero
-    "c 1:9 rwm",     # /dev/urandom
-    "c 5:1 rwm",     # /dev/console
-    "c 136:* rwm",   # /dev/pts/*
-    "c 5:2 rwm",     # /dev/ptmx
-    "c 10:200 rwm",  # /dev/net/tun
 )
 
 
@@ -159,27 +144,10 @@ def set_hugetlb(directory: str, limits: Sequence[Mapping[str, Any]]) -> None:
         write(directory, f"hugetlb.{entry['pageSize']}.limit_in_bytes", entry["limit"])
 
 
-def device_rule(rule: Mapping[str, Any]) -> str:
-    """"c 1:3 rwm" from an OCI device rule; a missing major/minor is a wildcard."""
-    kind = rule.get("type") or "a"
-    if kind not in ("a", "b", "c"):
-        raise CgroupError(f"devices: invalid type {kind!r} in rule {dict(rule)}")
-    if kind == "a":
-        return "a *:* rwm" if not rule.get("access") else f"a *:* {rule['access']}"
-    major = "*" if rule.get("major", -1) in (None, -1) else rule["major"]
-    minor = "*" if rule.get("minor", -1) in (None, -1) else rule["minor"]
-    access = rule.get("access") or "rwm"
-    if set(access) - set("rwm"):
-        raise CgroupError(f"devices: invalid access {access!r} in rule {dict(rule)}")
-    return f"{kind} {major}:{minor} {access}"
-
-
-def set_devices(directory: str, rules: Sequence[Mapping[str, Any]]) -> None:
-    """Replay the rules in order, then allow the devices every container needs."""
+def set_devices(directory: str, rules: Sequence[devices.Rule]) -> None:
+    """Replay the rules in order into devices.allow / devices.deny."""
     for rule in rules:
-        write(directory, "devices.allow" if rule.get("allow") else "devices.deny", device_rule(rule))
-    for text in DEFAULT_DEVICE_RULES:
-        write(directory, "devices.allow", text)
+        write(directory, "devices.allow" if rule[4] else "devices.deny", devices.v1_text(rule))
 
 
 def set_network(directories: Mapping[str, str], network: Mapping[str, Any]) -> None:

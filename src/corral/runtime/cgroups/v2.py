@@ -1,9 +1,7 @@
 """cgroup v2: the unified hierarchy's files, written from config.json's `linux.resources`.
 
 v1 values are converted the way runc converts them (cpu shares -> cpu.weight, blkio weight ->
-io.weight, memory+swap -> memory.swap.max). Device rules need an eBPF program on v2; corral does
-not attach one: device access is enforced by the device nodes the core creates (and by mount
-flags), which the container cannot add to without CAP_MKNOD.
+io.weight, memory+swap -> memory.swap.max). Device rules are an eBPF program (ebpf.py).
 """
 
 from __future__ import annotations
