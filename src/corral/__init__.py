@@ -5,6 +5,17 @@ networks and volumes collections, in docker-py's shape). Importing this package 
 heavy is imported until a command uses it.
 """
 
+from typing import Any
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["Client", "ContainerError", "__version__", "from_env"]
+
+
+def __getattr__(name: str) -> Any:
+    """`corral.Client` and friends are imported on first use, so `import corral` stays cheap."""
+    if name in ("Client", "ContainerError", "from_env"):
+        from corral import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module 'corral' has no attribute {name!r}")

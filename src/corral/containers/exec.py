@@ -23,11 +23,10 @@ from corral.containers.store import Store
 from corral.errors import CannotExecute, CommandNotFound, Conflict
 
 
-def run(paths: Paths, ref: str, argv: Sequence[str], *, tty: bool = False,
-        interactive: bool = False, detach: bool = False, env: Sequence[str] = (),
-        user: str | None = None, workdir: str | None = None, privileged: bool = False) -> int:
-    """Run `argv` in the container. In the foreground this process *becomes* the runtime (the
-    process spec travels through a pipe), so the exit code and stdio are the runtime's own."""
+def command(paths: Paths, ref: str, argv: Sequence[str], *, tty: bool = False, detach: bool = False,
+            env: Sequence[str] = (), user: str | None = None, workdir: str | None = None,
+            privileged: bool = False) -> tuple[list[str], int]:
+    """The runtime's `exec` command line, and the pipe fd (to pass on) holding the process spec."""
     store = Store(paths)
     rec = store.get(ref)
     observed = state.observe(store, rec)
@@ -39,23 +38,42 @@ def run(paths: Paths, ref: str, argv: Sequence[str], *, tty: bool = False,
     root = Path(f"/proc/{rec.pid}/root")
     process = process_for(spec["process"], root, argv, tty=tty, env=env, user=user,
                           workdir=workdir, privileged=privileged)
-    runtime = ociruntime.find(rec.runtime, paths.runroot)
     data = json.dumps(process).encode()
-    read_end, write_end = os.pipe()
-    if len(data) > 60000:
+    if len(data) > 60000:  # a pipe holds 64 KiB without a reader
         raise Conflict("the process spec is too large")
+    read_end, write_end = os.pipe()
     os.write(write_end, data)
     os.close(write_end)
-    argv_ = runtime.argv("exec", "--process", f"/proc/self/fd/{read_end}",
-                         *(["--detach"] if detach else []), rec.id)
+    runtime = ociruntime.find(rec.runtime, paths.runroot)
+    return runtime.argv("exec", "--process", f"/proc/self/fd/{read_end}",
+                        *(["--detach"] if detach else []), rec.id), read_end
+
+
+def run(paths: Paths, ref: str, argv: Sequence[str], *, tty: bool = False,
+        interactive: bool = False, detach: bool = False, env: Sequence[str] = (),
+        user: str | None = None, workdir: str | None = None, privileged: bool = False) -> int:
+    """Run `argv` in the container. In the foreground this process *becomes* the runtime (the
+    process spec travels through a pipe), so the exit code and stdio are the runtime's own."""
+    args, spec_fd = command(paths, ref, argv, tty=tty, detach=detach, env=env, user=user,
+                            workdir=workdir, privileged=privileged)
     if detach:
-        return subprocess.run(argv_, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              pass_fds=(read_end,)).returncode
+        return subprocess.run(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              pass_fds=(spec_fd,)).returncode
     if not (interactive or tty):
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-    os.set_inheritable(read_end, True)
-    os.execv(argv_[0], argv_)
+        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    os.set_inheritable(spec_fd, True)
+    os.execv(args[0], args)
+
+
+def capture(paths: Paths, ref: str, argv: Sequence[str], **options: Any) -> tuple[int, bytes]:
+    """Run `argv` in the container and return (exit code, stdout and stderr interleaved)."""
+    args, spec_fd = command(paths, ref, argv, **options)
+    try:
+        proc = subprocess.run(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, pass_fds=(spec_fd,))
+    finally:
+        os.close(spec_fd)
+    return proc.returncode, proc.stdout
 
 
 def process_for(base: dict[str, Any], root: Path, argv: Sequence[str], *, tty: bool,

@@ -6,6 +6,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
+from corral.containers import networking
 from corral.containers.store import Record
 
 if TYPE_CHECKING:
@@ -112,5 +113,5 @@ def inspect(engine: Containers, rec: Record, observed: Observed) -> dict[str, An
             "StopSignal": rec.stop_signal,
             "StopTimeout": rec.stop_timeout,
         },
-        "NetworkSettings": {"Networks": {rec.network: {}}, "Ports": {}},
+        "NetworkSettings": networking.settings(engine.paths, rec.id),
     }

@@ -163,12 +163,8 @@ class Containers:
         d.mkdir(parents=True, exist_ok=True)
         mounts.mount_all(self.images.rootfs_mounts(image, d / "upper", d / "work"), rootfs)
         cfg = image.config.get("config") or {}
-        hostname = opts.hostname or rec.id[:12]
-        plan = networking.prepare(self.paths, rec.id, opts, hostname)
-        etc = {"/etc/hostname": d / "hostname", "/etc/hosts": d / "hosts", "/etc/resolv.conf": d / "resolv.conf"}
-        etc["/etc/hostname"].write_text((opts.hostname or (os.uname().nodename if plan.netns == "host" else hostname)) + "\n")
-        etc["/etc/hosts"].write_text(plan.hosts)
-        etc["/etc/resolv.conf"].write_text(plan.resolv_conf)
+        plan = networking.prepare(self.paths, rec.id, rec.name, opts, cfg)
+        etc = plan.etc_files
         resolved, oci_mounts = self._user_mounts(opts, cfg, rootfs)
         opts = replace(opts, mounts=resolved)
         spec = specgen.build(opts, specgen.BundleInputs(
@@ -238,7 +234,7 @@ class Containers:
             image = self.images.get(rec.image_id)
             d = self.store.dir(rec.id)
             mounts.mount_all(self.images.rootfs_mounts(image, d / "upper", d / "work"), rootfs)
-        networking.setup(self.paths, rec.id, rec.network)
+        network = networking.setup(self.paths, rec.id, rec.network)
         try:
             pid, conmon_pid = monitor.launch(monitor.Launch(
                 container_id=rec.id, name=rec.name, bundle=bundle, runtime=runtime,
@@ -260,6 +256,7 @@ class Containers:
                 from corral.containers import attach as attaching
 
                 sock = attaching.connect(bundle)
+            network.wait()
             runtime.start(rec.id)
         except BaseException:
             if sock is not None:

@@ -61,6 +61,31 @@ def records(f: IO[bytes]) -> Iterator[tuple[str, str, bool, bytes]]:
         yield parts[0].decode(), parts[1].decode(), parts[2] == b"F", parts[3] if len(parts) > 3 else b""
 
 
+def collect(engine: Containers, rec: Record, *, streams: set[str] | None = None,
+            timestamps: bool = False, tail: str = "all", since: str | None = None,
+            until: str | None = None) -> list[bytes]:
+    """The log as it is now, as lines (for the Python API)."""
+    now = time.time()
+    path = engine.store.log_path(rec.id)
+    if not path.exists():
+        return []
+    with open(path, "rb") as f:
+        entries = [e for e in _lines(f, parse_time(since, now) if since else None,
+                                     parse_time(until, now) if until else None)
+                   if streams is None or e[1] in streams]
+    return [(e[0].encode() + b" " if timestamps else b"") + e[2] for e in _tail(entries, tail)]
+
+
+def _tail(entries: list[tuple[str, str, bytes]], tail: str) -> list[tuple[str, str, bytes]]:
+    if tail == "all":
+        return entries
+    try:
+        count = int(tail)
+    except ValueError:
+        raise InvalidArgument(f"invalid --tail value {tail!r}") from None
+    return list(deque(entries, maxlen=count)) if count >= 0 else entries
+
+
 def show(engine: Containers, rec: Record, *, follow: bool = False, since: str | None = None,
          until: str | None = None, tail: str = "all", timestamps: bool = False) -> None:
     now = time.time()
@@ -70,14 +95,7 @@ def show(engine: Containers, rec: Record, *, follow: bool = False, since: str | 
     if not path.exists():
         return
     with open(path, "rb") as f:
-        entries = list(_lines(f, since_t, until_t))
-        if tail != "all":
-            try:
-                count = int(tail)
-            except ValueError:
-                raise InvalidArgument(f"invalid --tail value {tail!r}") from None
-            entries = list(deque(entries, maxlen=count)) if count >= 0 else entries
-        for entry in entries:
+        for entry in _tail(list(_lines(f, since_t, until_t)), tail):
             _emit(entry, timestamps)
         if not follow or (until_t is not None and until_t <= now):
             return

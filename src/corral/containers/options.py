@@ -67,6 +67,9 @@ class RunOptions:
     network: str | None = None  # None: the default mode
     publish: tuple[str, ...] = ()
     publish_all: bool = False
+    expose: tuple[str, ...] = ()  # --expose: more ports for -P
+    ip: str | None = None  # --ip on the (first) network
+    network_aliases: tuple[str, ...] = ()  # --network-alias
     dns: tuple[str, ...] = ()
     dns_search: tuple[str, ...] = ()
     dns_options: tuple[str, ...] = ()
@@ -114,7 +117,8 @@ class RunOptions:
         if values.get("entrypoint") is not None:
             values["entrypoint"] = tuple(values["entrypoint"])
         for key in ("command", "env", "group_add", "publish", "dns", "dns_search", "dns_options",
-                    "add_hosts", "cap_add", "cap_drop", "security_opt"):
+                    "add_hosts", "cap_add", "cap_drop", "security_opt", "expose",
+                    "network_aliases"):
             values[key] = tuple(values.get(key, ()))
         return cls(**values)
 
