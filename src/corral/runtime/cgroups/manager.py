@@ -70,15 +70,15 @@ class Manager:
             return None
         return self.paths[UNIFIED]
 
-    def _route(self, what: str, controller: str, set_v1: Callable[[str, Any], None] | None,
-               set_v2: Callable[[str, Any], None] | None, value: Any) -> None:
+    def _route(self, what: str, controller: str, set_v1: Callable[[str, Any], None],
+               set_v2: Callable[[str, Any], None], value: Any) -> None:
         """Apply one resource section where its controller is; error naming it when nowhere."""
         directory = self._v1_dir(controller)
-        if directory is not None and set_v1 is not None:
+        if directory is not None:
             set_v1(directory, value)
             return
         directory = self._v2_dir("io" if controller == "blkio" else controller)
-        if directory is not None and set_v2 is not None:
+        if directory is not None:
             set_v2(directory, value)
             return
         where = "to this rootless runtime" if _rootless() else "on this host"
