@@ -43,7 +43,8 @@ def runtime(tmp_path: Path) -> Iterator[Runtime]:
     rt = Runtime(tmp_path / "state")
     yield rt
     for container_id in os.listdir(rt.root) if rt.root.exists() else []:
-        rt("delete", "--force", container_id)
+        if not container_id.startswith("."):
+            rt("delete", "--force", container_id)
 
 
 @pytest.fixture

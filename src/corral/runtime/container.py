@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import json
 import os
 
+from corral.runtime import jsonio
 from corral.runtime.errors import AlreadyExists, InvalidState, NotFound, RuntimeFailure
 from corral.runtime.record import asdict, field, record
 
@@ -84,7 +84,9 @@ def process_start_time(pid: int) -> int | None:
 
 
 def check_id(container_id: str) -> None:
-    if not container_id or not all(c.isalnum() or c in "_+-." for c in container_id):
+    # A leading dot is refused: --root keeps its own entries (.seccomp-cache) under such names.
+    valid = all(c.isalnum() or c in "_+-." for c in container_id)
+    if not container_id or container_id.startswith(".") or not valid:
         raise RuntimeFailure(f"invalid id format: {container_id}")
 
 
@@ -104,7 +106,7 @@ class Container:
         path = os.path.join(root, container_id, STATE_FILE)
         try:
             with open(path, "rb") as f:
-                data = json.load(f)
+                data = jsonio.loads(f.read())
         except FileNotFoundError:
             if os.path.isdir(os.path.join(root, container_id)):
                 return cls(root, container_id, None)
@@ -127,7 +129,8 @@ class Container:
     @staticmethod
     def ids(root: str) -> list[str]:
         try:
-            return sorted(e for e in os.listdir(root) if os.path.isdir(os.path.join(root, e)))
+            return sorted(e for e in os.listdir(root)
+                          if not e.startswith(".") and os.path.isdir(os.path.join(root, e)))
         except FileNotFoundError:
             return []
 
@@ -143,7 +146,7 @@ class Container:
         tmp = os.path.join(self.dir, f".{STATE_FILE}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         with os.fdopen(fd, "w") as f:
-            json.dump(asdict(state), f)
+            f.write(jsonio.dumps(asdict(state)))
         os.replace(tmp, os.path.join(self.dir, STATE_FILE))
 
     def remove_dir(self) -> None:
@@ -193,9 +196,9 @@ class Container:
         if not allowed:
             raise InvalidState(f"cannot {action} a container that is {self.status().value}")
 
-    def oci_state(self) -> dict[str, Any]:
+    def oci_state(self, status: Status | None = None) -> dict[str, Any]:
         """The runtime-spec state object (`state` and the hooks' stdin)."""
-        status = self.status()
+        status = self.status() if status is None else status
         s = self.state
         return {
             "ociVersion": str((s.config if s else {}).get("ociVersion", "1.0.2")),

@@ -10,12 +10,12 @@ optional timeout in seconds. Where they run is the caller's choice:
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import signal
 from collections.abc import Mapping
 
+from corral.runtime import jsonio
 from corral.runtime.errors import RuntimeFailure
 from corral.runtime.spec import Hook
 
@@ -58,7 +58,7 @@ def _run_one(hook: Hook, state: bytes) -> None:
 
 def run(kind: str, hooks: Mapping[str, tuple[Hook, ...]], state: Mapping[str, Any]) -> None:
     """Run every hook of `kind` in order; the first failure raises RuntimeFailure."""
-    payload = json.dumps(state).encode()
+    payload = jsonio.dumps(state).encode()
     for i, hook in enumerate(hooks.get(kind, ())):
         try:
             _run_one(hook, payload)

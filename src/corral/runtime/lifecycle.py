@@ -5,14 +5,13 @@ from __future__ import annotations
 import contextlib
 import os
 import select
-import signal
 import time
 
-from corral.runtime import hooks
 from corral.runtime.container import Container, Status, process_start_time
 from corral.runtime.errors import InvalidState, RuntimeFailure
 from corral.runtime.log import Logger
-from corral.runtime.spec import Spec, parse
+
+SIGKILL = 9
 
 
 def start(container: Container, log: Logger) -> None:
@@ -37,18 +36,25 @@ def start(container: Container, log: Logger) -> None:
         os.close(fd)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(container.fifo_path)
-    assert container.state is not None
-    spec = _spec(container)
-    hooks.run_logged("poststart", spec.hooks, container.oci_state(), log.warning)
+    _run_hooks(container, "poststart", Status.RUNNING, log)
 
 
-def _spec(container: Container) -> Spec:
+def _run_hooks(container: Container, kind: str, status: Status, log: Logger) -> None:
+    """poststart/poststop, whose failures are warnings; nothing is imported without hooks."""
     assert container.state is not None
-    return parse(container.state.config, container.state.bundle)
+    if not (container.state.config.get("hooks") or {}).get(kind):
+        return
+    from corral.runtime import hooks
+    from corral.runtime.spec import parse
+
+    spec = parse(container.state.config, container.state.bundle)
+    hooks.run_logged(kind, spec.hooks, container.oci_state(status), log.warning)
 
 
 def parse_signal(text: str) -> int:
     """"9", "KILL", "SIGKILL", "kill" -> 9 (runc accepts all of these)."""
+    import signal
+
     if text.isdigit():
         return int(text)
     name = text.upper()
@@ -97,11 +103,8 @@ def delete(container: Container, *, force: bool, log: Logger) -> None:
     if status is not Status.STOPPED:
         manager.kill_all()
         with contextlib.suppress(ProcessLookupError):
-            os.kill(state.pid, signal.SIGKILL)
+            os.kill(state.pid, SIGKILL)
         wait_gone(state.pid, state.start_time)
     manager.destroy(kill_leftovers=True)
-    spec = _spec(container)
-    oci_state = container.oci_state()
-    oci_state["status"] = "stopped"
     container.remove_dir()
-    hooks.run_logged("poststop", spec.hooks, oci_state, log.warning)
+    _run_hooks(container, "poststop", Status.STOPPED, log)

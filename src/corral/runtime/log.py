@@ -21,9 +21,9 @@ class Logger:
     def _line(self, level: str, msg: str) -> str:
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         if self.fmt == "json":
-            import json
+            from corral.runtime import jsonio
 
-            return json.dumps({"level": level, "msg": msg, "time": now}) + "\n"
+            return jsonio.dumps({"level": level, "msg": msg, "time": now}) + "\n"
         quoted = msg.replace("\\", "\\\\").replace('"', '\\"')
         return f'time="{now}" level={level} msg="{quoted}"\n'
 

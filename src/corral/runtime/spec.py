@@ -9,10 +9,10 @@ cgroups/ own them and validate them through their own `check()`.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 
+from corral.runtime import jsonio
 from corral.runtime.errors import InvalidConfig
 from corral.runtime.record import field, record
 
@@ -317,7 +317,7 @@ def load(bundle: str) -> Spec:
     path = os.path.join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
-            raw = json.load(f)
+            raw = jsonio.loads(f.read())
     except FileNotFoundError:
         raise InvalidConfig(f"JSON specification file {path} not found") from None
     except ValueError as e:

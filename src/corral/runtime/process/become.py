@@ -72,9 +72,9 @@ def program(process: Process) -> Program:
     return Program(lookup(process.args[0], env.get("PATH", DEFAULT_PATH)), list(process.args), env)
 
 
-def preload(process: Process, seccomp: Mapping[str, Any] | None) -> None:
-    """Import (and dlopen) now what become() and the console need later: after pivot_root or
-    setns(mnt) the host's Python modules and libraries are out of reach."""
+def preload(process: Process, seccomp: Mapping[str, Any] | None, *, cache_dir: str) -> None:
+    """Import (and dlopen, and compile) now what become() and the console need later: after
+    pivot_root or setns(mnt) the host's Python modules and libraries are out of reach."""
     if process.rlimits:
         import resource  # noqa: F401
     if process.capabilities is not None:
@@ -82,7 +82,7 @@ def preload(process: Process, seccomp: Mapping[str, Any] | None) -> None:
     if seccomp is not None:
         from corral.runtime.linux import seccomp as seccomp_mod
 
-        seccomp_mod.library_version()  # loads libseccomp.so.2
+        seccomp_mod.prepare(seccomp, cache_dir=cache_dir)  # the BPF, cached under --root
     if process.terminal:
         import fcntl  # noqa: F401
         import socket  # noqa: F401

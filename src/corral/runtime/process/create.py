@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from typing import Any, NoReturn
 
 
+SECCOMP_CACHE = ".seccomp-cache"  # compiled profiles, under --root (not a container id: leading dot)
+
+
 @record(frozen=True)
 class CreateRequest:
     root: str
@@ -181,7 +184,8 @@ def _launch(req: CreateRequest, spec: Spec, container: Container, preserve_fds: 
     fifo_fd = _fifo(container, spec)
     console_fd, console_keep = _console_fds(spec, req)
     assert spec.process is not None
-    become.preload(spec.process, spec.linux.seccomp)
+    become.preload(spec.process, spec.linux.seccomp,
+                   cache_dir=os.path.join(req.root, SECCOMP_CACHE))
     cgroupns = spec.linux.namespace("cgroup") is not None
     cgroup_mounts = tuple(manager.mount_sources(cgroupns=cgroupns)) \
         if any(m.type == "cgroup" for m in spec.mounts) else ()

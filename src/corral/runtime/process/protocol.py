@@ -35,9 +35,9 @@ Messages are one JSON object per line on two close-on-exec pipes; every request 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 
+from corral.runtime import jsonio
 from corral.runtime.errors import RuntimeFailure
 
 TYPE_CHECKING = False
@@ -64,7 +64,7 @@ class Channel:
         self._buf = b""
 
     def send(self, kind: str, **fields: Any) -> None:
-        os.write(self.wfd, json.dumps({"type": kind, **fields}).encode() + b"\n")
+        os.write(self.wfd, jsonio.dumps({"type": kind, **fields}).encode() + b"\n")
 
     def receive(self) -> dict[str, Any] | None:
         """The next message, or None when every writer has gone."""
@@ -74,7 +74,7 @@ class Channel:
                 return None
             self._buf += chunk
         line, _, self._buf = self._buf.partition(b"\n")
-        message: dict[str, Any] = json.loads(line)
+        message: dict[str, Any] = jsonio.loads(line)
         return message
 
     def expect(self, kind: str, who: str) -> dict[str, Any]:

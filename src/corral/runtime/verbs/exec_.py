@@ -3,8 +3,7 @@
 
 from __future__ import annotations
 
-import json
-
+from corral.runtime import jsonio
 from corral.runtime.cli import Globals
 from corral.runtime.container import Container
 from corral.runtime.errors import InvalidConfig, RuntimeFailure
@@ -44,7 +43,7 @@ def build_process(args: Args, base: Process | None) -> Process:
     if args.process is not None:
         try:
             with open(args.process, "rb") as f:
-                return parse_process(json.load(f))
+                return parse_process(jsonio.loads(f.read()))
         except (OSError, ValueError) as e:
             raise InvalidConfig(f"process.json {args.process}: {e}") from None
     if not args.command:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
+from corral.runtime import jsonio
 from corral.runtime.cli import Globals
 from corral.runtime.flags import BOOL, Args, Flag
 
@@ -38,7 +37,7 @@ def run(args: Args, ctx: Globals) -> int:
     if args.quiet:
         print("".join(s["id"] + "\n" for s in states), end="")
     elif args.format == "json":
-        print(json.dumps(states))
+        print(jsonio.dumps(states))
     else:
         rows = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]]
         rows += [[s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"],

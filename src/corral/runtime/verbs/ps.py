@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
+from corral.runtime import jsonio
 from corral.runtime.cli import Globals
 from corral.runtime.flags import Args, Flag
 
@@ -21,7 +20,7 @@ def run(args: Args, ctx: Globals) -> int:
     container = Container.load(ctx.root, args.container_id)
     pids = container.cgroup().pids() if container.state is not None else []
     if args.format == "json":
-        print(json.dumps(pids))
+        print(jsonio.dumps(pids))
         return 0
     import subprocess
 

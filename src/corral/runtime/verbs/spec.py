@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
 
+from corral.runtime import jsonio
 from corral.runtime.cli import Globals
 from corral.runtime.errors import RuntimeFailure
 from corral.runtime.flags import BOOL, Args, Flag
@@ -91,5 +91,5 @@ def run(args: Args, ctx: Globals) -> int:
     except OSError as e:
         raise RuntimeFailure(f"{path}: {e.strerror}") from None
     with os.fdopen(fd, "w") as f:
-        json.dump(default_spec(rootless=args.rootless), f, indent="\t")
+        f.write(jsonio.dumps(default_spec(rootless=args.rootless), indent="\t"))
     return 0

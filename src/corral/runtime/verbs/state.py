@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
+from corral.runtime import jsonio
 from corral.runtime.cli import Globals
 from corral.runtime.flags import Args, Flag
 
@@ -14,5 +13,5 @@ ARGS = ("container_id",)
 def run(args: Args, ctx: Globals) -> int:
     from corral.runtime.container import Container
 
-    print(json.dumps(Container.load(ctx.root, args.container_id).oci_state(), indent=2))
+    print(jsonio.dumps(Container.load(ctx.root, args.container_id).oci_state(), indent=2))
     return 0

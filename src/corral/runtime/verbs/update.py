@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
+from corral.runtime import jsonio
 from corral.runtime.cli import Globals
 from corral.runtime.flags import Args, Flag
 
@@ -48,7 +48,7 @@ def resources(args: Args) -> dict[str, Any]:
     res: dict[str, Any] = {}
     if args.resources is not None:
         with (sys.stdin if args.resources == "-" else open(args.resources)) as f:
-            res = json.load(f)
+            res = jsonio.loads(f.read())
     for name, (section, key) in _FLAGS.items():
         value = getattr(args, name)
         if value is not None:
