@@ -175,6 +175,11 @@ class ArchiveWriter:
     def close(self) -> None:
         if self.committed:
             return
+        # Abandon without writing the end-of-archive blocks: a cut stream must not look whole.
+        self.tar.closed = True  # type: ignore[attr-defined]
+        stream = self.tar.fileobj
+        if stream is not None and hasattr(stream, "closed"):
+            stream.closed = True
         if self.tmp is not None:
             with contextlib.suppress(Exception):
                 self.out.close()
