@@ -23,6 +23,7 @@ import pytest
 from corral.runtime.cgroups import CgroupError, Manager, open_manager, reopen
 from corral.runtime.cgroups.detect import UNIFIED, Hierarchy, Layout, detect
 from tests.runtime.forked import errno_of, run_forked
+from tests.runtime.hostlayout import hugetlb_stays  # noqa: F401  (fixture)
 
 MiB = 1 << 20
 LAYOUT = detect()
@@ -126,9 +127,10 @@ def test_blkio_throttle_and_weight(cgroup: Manager) -> None:
     assert weight.read_text().split()[-1] == "500"
 
 
+@pytest.mark.usefixtures("hugetlb_stays")
 def test_hugetlb_limit_goes_where_the_controller_is(cgroup: Manager) -> None:
     cgroup.create({"hugepageLimits": [{"pageSize": "2MB", "limit": 4 * MiB}]})
-    hierarchy = LAYOUT.v1_for("hugetlb")
+    hierarchy = cgroup.layout.v1_for("hugetlb")
     if hierarchy is not None:
         text = Path(cgroup.paths[hierarchy.key], "hugetlb.2MB.limit_in_bytes").read_text()
     else:
@@ -367,12 +369,18 @@ def test_v2_missing_controller_is_named(v2_cgroup: Manager) -> None:
     assert not v2_cgroup.exists()
 
 
-def test_v2_hugetlb_limit(v2_cgroup: Manager) -> None:
-    assert LAYOUT.unified is not None
-    if "hugetlb" not in LAYOUT.unified.controllers:
+@pytest.mark.usefixtures("hugetlb_stays")
+def test_v2_hugetlb_limit() -> None:
+    unified = detect().unified
+    if unified is None or "hugetlb" not in unified.controllers:
         pytest.skip("hugetlb is mounted as a v1 hierarchy here, so cgroup2 has no controllers")
-    v2_cgroup.create({"hugepageLimits": [{"pageSize": "2MB", "limit": 4 * MiB}]})
-    assert Path(v2_cgroup.paths[UNIFIED], "hugetlb.2MB.max").read_text() == f"{4 * MiB}\n"
+    path = unique_path()
+    v2_cgroup = Manager(Layout((), unified), {UNIFIED: unified.directory(path)}, path)
+    try:
+        v2_cgroup.create({"hugepageLimits": [{"pageSize": "2MB", "limit": 4 * MiB}]})
+        assert Path(v2_cgroup.paths[UNIFIED], "hugetlb.2MB.max").read_text() == f"{4 * MiB}\n"
+    finally:
+        v2_cgroup.destroy()
 
 
 def test_v2_value_conversions() -> None:

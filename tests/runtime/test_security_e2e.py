@@ -17,6 +17,7 @@ import pytest
 from corral.runtime.cgroups.detect import detect
 from tests.conftest import corral_bin
 from tests.runtime.corral_bundle import Bundle, Runtime, leftovers, new_id
+from tests.runtime.hostlayout import hugetlb_stays  # noqa: F401  (fixture)
 
 MiB = 1 << 20
 PODMAN_PROFILE = Path("/usr/share/containers/seccomp.json")
@@ -118,6 +119,7 @@ def test_default_cgroups_path_is_under_the_callers_cgroup(runtime: Runtime, bund
 
 
 @pytest.mark.parametrize("absolute", [True, False])
+@pytest.mark.usefixtures("hugetlb_stays")
 def test_cgroup_membership_is_runcs(runtime: Runtime, bundle: Bundle, tmp_path: Path,
                                     absolute: bool) -> None:
     """Every hierarchy, the hybrid host's cgroup2 one included, at the path runc uses."""
