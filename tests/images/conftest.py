@@ -12,6 +12,9 @@ import pytest
 from corral.config import Paths
 from corral.images.service import ImageService
 from tests.conftest import corral_bin
+from tests.images.registry_fixtures import registry, tls_registry, token_registry
+
+__all__ = ["registry", "tls_registry", "token_registry"]  # the registry tests' real registries
 
 
 @pytest.fixture

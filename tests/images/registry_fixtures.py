@@ -1,0 +1,227 @@
+"""Real registries for the registry tests: Debian's docker-registry, started per test session.
+
+- `registry`: plain HTTP on a free loopback port, no auth.
+- `tls_registry`: HTTPS with a certificate from a CA the fixture makes with openssl, and
+  htpasswd (bcrypt, `htpasswd -B`) basic auth.
+- `token_registry`: docker-registry configured for *token* auth for real: it trusts a signing
+  certificate the fixture makes, and a small token server (a thread here) issues RS256 JWTs
+  signed with `openssl dgst` after checking basic credentials — the same dance as Docker Hub's.
+Each is one process per xdist worker, under its own temp dir, stopped at the end.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import http.server
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+USER, PASSWORD = "corral", "s3cret-pass"
+REGISTRY_BIN = "/usr/bin/docker-registry"
+
+
+@dataclass
+class Registry:
+    host: str  # "127.0.0.1:PORT"
+    root: Path  # its storage directory
+    cert_dir: Path | None = None  # holds ca.crt, for --cert-dir
+    token_requests: list[dict[str, list[str]]] = field(default_factory=list)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _config(root: Path, port: int, extra: str = "") -> Path:
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    cfg = root / "config.yml"
+    cfg.write_text(
+        "version: 0.1\n"
+        "log: {level: error, accesslog: {disabled: true}}\n"
+        f"storage:\n  filesystem: {{rootdirectory: {root / 'data'}}}\n  delete: {{enabled: true}}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n  secret: corral-test\n" + extra
+    )
+    return cfg
+
+
+@contextlib.contextmanager
+def _serve(root: Path, extra_http: str = "", auth: str = "", *, tls: bool = False) -> Iterator[str]:
+    if not os.path.exists(REGISTRY_BIN):
+        pytest.fail("docker-registry is not installed: run scripts/setup")
+    for _ in range(5):
+        port = free_port()
+        cfg = _config(root, port, extra_http + auth)
+        log = open(root / "registry.log", "wb")  # noqa: SIM115 - lives as long as the process
+        proc = subprocess.Popen([REGISTRY_BIN, "serve", str(cfg)], stdout=log, stderr=log)
+        if _wait_up(port, proc, tls=tls):
+            break
+        proc.kill()
+        proc.wait()
+    else:
+        pytest.fail(f"docker-registry did not start: {(root / 'registry.log').read_text()[-2000:]}")
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+
+
+def _wait_up(port: int, proc: subprocess.Popen[bytes], *, tls: bool) -> bool:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}/v2/"
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            urllib.request.urlopen(url, timeout=1, context=ctx if tls else None)
+            return True
+        except urllib.error.HTTPError:
+            return True  # 401: up, wants auth
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def make_ca_and_cert(directory: Path) -> tuple[Path, Path, Path]:
+    """A CA (ca.crt) and a server certificate for localhost/127.0.0.1 signed by it."""
+    directory.mkdir(parents=True, exist_ok=True)
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=corral-test-ca")
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost")
+    (directory / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "san.ext")
+    return directory / "ca.crt", directory / "server.crt", directory / "server.key"
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    root = tmp_path_factory.mktemp("registry")
+    with _serve(root) as host:
+        yield Registry(host, root / "data")
+
+
+@pytest.fixture(scope="session")
+def tls_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    root = tmp_path_factory.mktemp("tls-registry")
+    ca, cert, key = make_ca_and_cert(root / "pki")
+    cert_dir = root / "certs"
+    cert_dir.mkdir()
+    shutil.copy(ca, cert_dir / "ca.crt")
+    if not shutil.which("htpasswd"):
+        pytest.fail("htpasswd is not installed (apache2-utils): run scripts/setup")
+    subprocess.run(["htpasswd", "-Bbc", str(root / "htpasswd"), USER, PASSWORD],
+                   check=True, capture_output=True)
+    tls = f"  tls: {{certificate: {cert}, key: {key}}}\n"
+    auth = f"auth:\n  htpasswd: {{realm: corral-test, path: {root / 'htpasswd'}}}\n"
+    with _serve(root, tls, auth, tls=True) as host:
+        yield Registry(host, root / "data", cert_dir)
+
+
+# -- token auth ------------------------------------------------------------------------------
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class _TokenServer(http.server.ThreadingHTTPServer):
+    service = "corral-test-registry"
+    issuer = "corral-test-issuer"
+
+    def __init__(self, pki: Path, requests: list[dict[str, list[str]]]) -> None:
+        super().__init__(("127.0.0.1", 0), _TokenHandler)
+        self.pki = pki
+        self.requests = requests
+        der = subprocess.run(["openssl", "x509", "-in", str(pki / "token.crt"), "-outform", "DER"],
+                             check=True, capture_output=True).stdout
+        self.x5c = base64.b64encode(der).decode()
+
+    def sign(self, claims: dict[str, object]) -> str:
+        header = {"typ": "JWT", "alg": "RS256", "x5c": [self.x5c]}
+        signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
+        sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", str(self.pki / "token.key")],
+                             input=signing_input.encode(), check=True, capture_output=True).stdout
+        return f"{signing_input}.{_b64url(sig)}"
+
+
+class _TokenHandler(http.server.BaseHTTPRequestHandler):
+    server: _TokenServer
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+        self.server.requests.append(query)
+        authz = self.headers.get("Authorization", "")
+        user = None
+        if authz.startswith("Basic "):
+            name, _, pw = base64.b64decode(authz[6:]).decode().partition(":")
+            if (name, pw) != (USER, PASSWORD):
+                self.send_response(401)
+                self.end_headers()
+                return
+            user = name
+        access = []
+        for scope in query.get("scope", []):
+            kind, _, rest = scope.partition(":")
+            name, _, actions = rest.rpartition(":")
+            # Anonymous users may pull; pushing needs a login.
+            allowed = [a for a in actions.split(",") if user or a == "pull"]
+            access.append({"type": kind, "name": name, "actions": allowed})
+        now = int(time.time())
+        token = self.server.sign({"iss": self.server.issuer, "sub": user or "", "aud": self.server.service,
+                                  "exp": now + 300, "nbf": now - 10, "iat": now,
+                                  "jti": os.urandom(8).hex(), "access": access})
+        body = json.dumps({"token": token, "expires_in": 300}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture(scope="session")
+def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    root = tmp_path_factory.mktemp("token-registry")
+    pki = root / "pki"
+    pki.mkdir()
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "token.key",
+                    "-out", "token.crt", "-days", "2", "-subj", "/CN=corral-test-token-signer"],
+                   cwd=pki, check=True, capture_output=True)
+    requests: list[dict[str, list[str]]] = []
+    server = _TokenServer(pki, requests)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    realm = f"http://127.0.0.1:{server.server_address[1]}/token"
+    auth = (f"auth:\n  token: {{realm: '{realm}', service: {server.service}, "
+            f"issuer: {server.issuer}, rootcertbundle: {pki / 'token.crt'}}}\n")
+    try:
+        with _serve(root, "", auth) as host:
+            yield Registry(host, root / "data", token_requests=requests)
+    finally:
+        server.shutdown()
+        server.server_close()
