@@ -210,3 +210,63 @@ def test_user(podman: Podman) -> None:
     assert lines[:2] == ["1000", "1000"]
     assert lines[2].split()[1:] == ["1000"] * 4
     assert lines[3].split()[1:] == ["1000"] * 4
+
+
+def test_exec_interactive_tty(podman: Podman) -> None:
+    name = unique("exec-it")
+    podman.ok("run", "-d", "--name", name, IMAGE, "sleep", "600")
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen(podman.argv("exec", "-it", name, "sh"), stdin=slave,
+                                stdout=slave, stderr=slave, env=podman.env, cwd=podman.home,
+                                start_new_session=True)
+        os.close(slave)
+        assert b"# " in read_pty(master, b"# ")
+        os.write(master, b"tty; echo $((7 * 6)); exit 3\r")
+        seen = read_pty(master).decode(errors="replace").replace("\r", "").split("\n")
+        assert proc.wait(timeout=PODMAN_TIMEOUT) == 3
+        assert "42" in seen
+        assert any(line.startswith("/dev/pts/") for line in seen)
+    finally:
+        os.close(master)
+        podman("rm", "--force", "--time", "0", name)
+
+
+def test_pause_unpause_and_kill_with_a_signal(podman: Podman) -> None:
+    name = unique("pause")
+    podman.ok("run", "-d", "--name", name, IMAGE, "sh", "-c",
+              "trap 'echo got-usr1' USR1; echo ready; while true; do sleep 0.1; done")
+    try:
+        podman.ok("pause", name)
+        assert podman.inspect(name)["State"]["Status"] == "paused"
+        podman.ok("unpause", name)
+        assert podman.inspect(name)["State"]["Status"] == "running"
+        podman.ok("kill", "--signal", "USR1", name)
+        deadline = time.monotonic() + 20
+        while "got-usr1" not in podman.ok("logs", name):
+            assert time.monotonic() < deadline, "USR1 never reached the container"
+            time.sleep(0.1)
+        podman.ok("kill", name)  # SIGKILL
+        podman.ok("wait", name)
+        assert podman.inspect(name)["State"]["ExitCode"] == 137
+    finally:
+        podman("rm", "--force", "--time", "0", name)
+
+
+def test_ulimit_sysctl_and_restart(podman: Podman) -> None:
+    name = unique("limits")
+    # an explicit --ulimit drops containers.conf's defaults: nproc must stay within this host's
+    podman.ok("run", "-d", "--name", name, "--ulimit", "nofile=100:200",
+              "--ulimit", "nproc=32768:32768",
+              "--sysctl", "net.ipv4.ip_forward=1", IMAGE, "sleep", "600")
+    try:
+        out = podman.ok("exec", name, "sh", "-c",
+                        "ulimit -n; ulimit -Hn; cat /proc/sys/net/ipv4/ip_forward")
+        assert out.split() == ["100", "200", "1"]
+        first = podman.inspect(name)["State"]["Pid"]
+        podman.ok("restart", "--time", "0", name)
+        state = podman.inspect(name)["State"]
+        assert state["Status"] == "running"
+        assert state["Pid"] != first
+    finally:
+        podman("rm", "--force", "--time", "0", name)
