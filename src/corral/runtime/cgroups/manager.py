@@ -77,8 +77,11 @@ class Manager:
         if directory is not None:
             set_v1(directory, value)
             return
-        directory = self._v2_dir("io" if controller == "blkio" else controller)
+        v2_controller = "io" if controller == "blkio" else controller
+        directory = self._v2_dir(v2_controller)
         if directory is not None:
+            if self.layout.v1 and self.layout.unified is not None:  # hybrid: see create()
+                v2.enable_controllers(self.layout.unified.mountpoint, directory, v2_controller)
             set_v2(directory, value)
             return
         where = "to this rootless runtime" if _rootless() else "on this host"
@@ -103,8 +106,11 @@ class Manager:
                     continue
                 if top is not None:
                     created.append(top)
-                if key == UNIFIED and self.layout.unified is not None:
+                if key == UNIFIED and self.layout.unified is not None and not self.layout.v1:
                     v2.enable_controllers(self.layout.unified.mountpoint, directory)
+                # hybrid: like runc, only membership on cgroup2 (a controller enabled there could
+                # not be moved to a v1 hierarchy while containers exist); _route enables one
+                # controller when a limit needs it
             cpuset = self.layout.v1_for("cpuset")
             if cpuset is not None and cpuset.key in self.paths:
                 v1.prepare_cpuset(self.paths[cpuset.key], cpuset.mountpoint)

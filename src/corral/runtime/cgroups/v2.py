@@ -23,8 +23,9 @@ from corral.runtime.cgroups.common import (
 )
 
 
-def enable_controllers(mountpoint: str, directory: str) -> None:
-    """Enable every available controller in the subtree_control of each ancestor of `directory`.
+def enable_controllers(mountpoint: str, directory: str, only: str | None = None) -> None:
+    """Enable the available controllers (or just `only`) in the subtree_control of each ancestor
+    of `directory`.
 
     A controller the kernel refuses (e.g. a parent with processes of its own) is left out; setting a
     limit that needs it then fails naming the file.
@@ -34,7 +35,7 @@ def enable_controllers(mountpoint: str, directory: str) -> None:
         controllers = read(current, "cgroup.controllers").split()
         enabled = set(read(current, "cgroup.subtree_control").split())
         for controller in controllers:
-            if controller not in enabled:
+            if controller not in enabled and only in (None, controller):
                 with contextlib.suppress(CgroupError):
                     write(current, "cgroup.subtree_control", f"+{controller}")
         current = os.path.join(current, part)
