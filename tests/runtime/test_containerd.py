@@ -179,6 +179,12 @@ def test_detached_task_exec_and_kill(ctr: Ctr) -> None:
         assert exec_.returncode == 4, exec_.stderr
         assert exec_.stdout.split() == ["sleep"]
         assert task_status(ctr, name) == "RUNNING"
+        ctr.ok("task", "pause", name)
+        assert task_status(ctr, name) == "PAUSED"
+        ctr.ok("task", "resume", name)
+        assert task_status(ctr, name) == "RUNNING"
+        pids = [line.split()[0] for line in ctr.ok("task", "ps", name).splitlines()[1:]]
+        assert task_pid(ctr, name) in pids  # the shim asks the runtime: `ps --format json`
         ctr.ok("task", "kill", "--signal", "SIGKILL", name)
         deadline = time.monotonic() + 20
         while task_status(ctr, name) != "STOPPED":
@@ -197,3 +203,8 @@ def task_status(ctr: Ctr, name: str) -> str:
         if fields[0] == name:
             return fields[2]
     return "GONE"
+
+
+def task_pid(ctr: Ctr, name: str) -> str:
+    return next(line.split()[1] for line in ctr.ok("task", "list").splitlines()[1:]
+                if line.split()[0] == name)
