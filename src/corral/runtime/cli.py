@@ -118,9 +118,8 @@ def main(argv: list[str] | None = None) -> int:
                 "(use podman's cgroup_manager=cgroupfs, containerd's SystemdCgroup=false)"
             )
         ctx = Globals(root=str(flags.get("root", DEFAULT_ROOT)), log=log, systemd_cgroup=False)
-        from importlib import import_module
-
-        module = import_module(f"corral.runtime.verbs.{_MODULES.get(verb, verb)}")
+        # __import__ rather than importlib.import_module: importlib's package costs start-up time
+        module = __import__(f"corral.runtime.verbs.{_MODULES.get(verb, verb)}", fromlist=["run"])
         from corral.runtime.flags import parse
 
         if rest[1:2] in (["--help"], ["-h"]):

@@ -11,8 +11,6 @@ Status:  process gone or start time differs -> stopped; exec.fifo present -> cre
 
 from __future__ import annotations
 
-import contextlib
-import enum
 import os
 
 from corral.runtime import jsonio
@@ -21,18 +19,28 @@ from corral.runtime.record import asdict, field, record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, ClassVar
 
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
 
 
-class Status(enum.Enum):
-    CREATING = "creating"
-    CREATED = "created"
-    RUNNING = "running"
-    STOPPED = "stopped"
-    PAUSED = "paused"
+class Status:
+    """A container's status (the five instances below), with the guards every verb checks
+    first. A plain class rather than an Enum: `enum` is a measurable share of a verb's start."""
+
+    __slots__ = ("value",)
+    CREATING: ClassVar[Status]
+    CREATED: ClassVar[Status]
+    RUNNING: ClassVar[Status]
+    STOPPED: ClassVar[Status]
+    PAUSED: ClassVar[Status]
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"Status.{self.value.upper()}"
 
     def can_start(self) -> bool:
         return self is Status.CREATED
@@ -51,6 +59,13 @@ class Status(enum.Enum):
 
     def can_resume(self) -> bool:
         return self is Status.PAUSED
+
+
+Status.CREATING = Status("creating")
+Status.CREATED = Status("created")
+Status.RUNNING = Status("running")
+Status.STOPPED = Status("stopped")
+Status.PAUSED = Status("paused")
 
 
 @record
@@ -155,11 +170,12 @@ class Container:
             names = os.listdir(self.dir)
         except FileNotFoundError:
             return
-        for name in names:
-            with contextlib.suppress(FileNotFoundError):
+        try:
+            for name in names:
                 os.unlink(os.path.join(self.dir, name))
-        with contextlib.suppress(FileNotFoundError):
             os.rmdir(self.dir)
+        except FileNotFoundError:  # a concurrent delete got there first
+            pass
 
     # --- status --------------------------------------------------------------------------------
 

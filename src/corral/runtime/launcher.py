@@ -3,7 +3,7 @@
 pip's wrapper starts the interpreter with `site` (every .pth file and the editable-install
 finder) and imports `re` before main(); podman, conmon and containerd start the runtime for every
 step, so that is paid on each. The launcher runs the same interpreter isolated and without site
-(`-I -S`: the runtime needs only the standard library) with corral's own directory on sys.path.
+(`-I -S`: the runtime needs only the standard library) and finds corral's package directly.
 
     python -m corral.runtime.launcher .venv/bin/corral-runtime     (scripts/setup runs this)
 """
@@ -15,8 +15,12 @@ import sys
 
 TEMPLATE = """#!{python} -IS
 # corral-runtime launcher, written by `python -m corral.runtime.launcher` (scripts/setup).
+# The `corral` package is registered without running its __init__ (the engine's API): the
+# runtime never imports the engine.
 import sys
-sys.path.insert(0, {path!r})
+corral = type(sys)("corral")
+corral.__path__ = [{package!r}]
+sys.modules["corral"] = corral
 from corral.runtime.cli import main
 sys.exit(main())
 """
@@ -25,8 +29,8 @@ sys.exit(main())
 def install(target: str) -> None:
     import corral
 
-    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(corral.__file__)))
-    text = TEMPLATE.format(python=sys.executable, path=package_parent)
+    package = os.path.dirname(os.path.abspath(corral.__file__))
+    text = TEMPLATE.format(python=sys.executable, package=package)
     tmp = f"{target}.tmp"
     with open(tmp, "w") as f:
         f.write(text)

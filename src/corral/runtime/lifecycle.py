@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import select
 import time
@@ -34,8 +33,10 @@ def start(container: Container, log: Logger) -> None:
                 raise RuntimeFailure("container init exited before start")
     finally:
         os.close(fd)
-    with contextlib.suppress(FileNotFoundError):
+    try:  # noqa: SIM105 (contextlib stays off the start path)
         os.unlink(container.fifo_path)
+    except FileNotFoundError:  # a concurrent start
+        pass
     _run_hooks(container, "poststart", Status.RUNNING, log)
 
 
@@ -49,6 +50,14 @@ def _run_hooks(container: Container, kind: str, status: Status, log: Logger) -> 
 
     spec = parse(container.state.config, container.state.bundle)
     hooks.run_logged(kind, spec.hooks, container.oci_state(status), log.warning)
+
+
+def signal_quietly(pid: int, signum: int) -> None:
+    """kill(2), where a process that has just exited is not an error."""
+    try:  # noqa: SIM105
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
 
 
 def parse_signal(text: str) -> int:
@@ -73,8 +82,7 @@ def kill(container: Container, signum: int, *, all_processes: bool) -> None:
     assert container.state is not None
     if all_processes:
         for pid in container.cgroup().pids():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signum)
+            signal_quietly(pid, signum)
         return
     os.kill(container.state.pid, signum)
 
@@ -82,8 +90,10 @@ def kill(container: Container, signum: int, *, all_processes: bool) -> None:
 def wait_gone(pid: int, start_time: int, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while process_start_time(pid) == start_time:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
+        try:  # noqa: SIM105
+            os.waitpid(pid, os.WNOHANG)  # our child after `run`: reap it
+        except ChildProcessError:
+            pass
         if time.monotonic() > deadline:
             raise RuntimeFailure(f"container init {pid} did not exit")
         time.sleep(0.002)
@@ -96,14 +106,13 @@ def delete(container: Container, *, force: bool, log: Logger) -> None:
     if state is None:  # create died before writing state.json
         container.remove_dir()
         return
-    if status in (Status.RUNNING, Status.PAUSED) and not force:
+    if not status.can_delete() and not force:
         raise InvalidState(f"cannot delete container {container.id} that is not stopped: "
                            f"{status.value}")
     manager = container.cgroup()
     if status is not Status.STOPPED:
         manager.kill_all()
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(state.pid, SIGKILL)
+        signal_quietly(state.pid, SIGKILL)
         wait_gone(state.pid, state.start_time)
     manager.destroy(kill_leftovers=True)
     container.remove_dir()
