@@ -42,12 +42,17 @@ def cgroup() -> Iterator[Manager]:
 
 
 @pytest.fixture
-def v2_cgroup() -> Iterator[Manager]:
-    """A Manager that sees only the cgroup2 hierarchy: the v2 code on the real unified mount."""
-    if LAYOUT.unified is None:
+def v2_cgroup(request: pytest.FixtureRequest) -> Iterator[Manager]:
+    """A Manager that sees only the cgroup2 hierarchy: the v2 code on the real unified mount.
+
+    It enables the cgroup2 controllers like on a v2 host, so it holds the hugetlb lock: a
+    controller in use on cgroup2 cannot be moved to v1 (hostlayout.py).
+    """
+    unified = request.getfixturevalue("hugetlb_stays").unified
+    if unified is None:
         pytest.skip("no cgroup2 mount on this host")
     path = unique_path()
-    manager = Manager(Layout((), LAYOUT.unified), {UNIFIED: LAYOUT.unified.directory(path)}, path)
+    manager = Manager(Layout((), unified), {UNIFIED: unified.directory(path)}, path)
     yield manager
     manager.destroy(kill_leftovers=True)
 
