@@ -9,6 +9,7 @@ hugetlb when available.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -52,9 +53,14 @@ def v2_cgroup(request: pytest.FixtureRequest) -> Iterator[Manager]:
     if unified is None:
         pytest.skip("no cgroup2 mount on this host")
     path = unique_path()
+    control = Path(unified.mountpoint, "cgroup.subtree_control")
+    before = set(control.read_text().split())
     manager = Manager(Layout((), unified), {UNIFIED: unified.directory(path)}, path)
     yield manager
     manager.destroy(kill_leftovers=True)
+    for controller in set(control.read_text().split()) - before:  # leave the host as it was
+        with contextlib.suppress(OSError):
+            control.write_text(f"-{controller}")
 
 
 def v1_dir(manager: Manager, controller: str) -> Path:
