@@ -56,9 +56,14 @@ class Ctr:
     home: Path
     runtime: str = "crun"
 
+    @property
+    def namespace(self) -> str:
+        """containerd's namespace, also the parent cgroup of the containers: one per daemon."""
+        return self.home.name
+
     def argv(self, *args: str) -> list[str]:
         return ["ctr", "--address", str(self.home / "containerd.sock"), "--namespace",
-                "corral-tests", *args]
+                self.namespace, *args]
 
     def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(self.argv(*args), capture_output=True, text=True,
@@ -128,6 +133,8 @@ def containerd_home(busybox_rootfs: Path) -> Iterator[Path]:
             daemon.kill()
             daemon.wait()
         subprocess.run(["umount", "--recursive", "--quiet", str(home / "state")], check=False)
+        for parent in Path("/sys/fs/cgroup").glob(f"*/{Ctr(home).namespace}"):
+            parent.rmdir()  # the runtime removed the containers' cgroups below it
         shutil.rmtree(home, ignore_errors=True)
 
 
