@@ -13,15 +13,15 @@ from tests.containers.conftest import Corral
 
 
 @pytest.fixture
-def client(corral: Corral) -> Iterator[corral.Client]:  # type: ignore[name-defined]
+def client(corral: Corral) -> Iterator[corral.Client]:
     yield corral_client(corral.root)
 
 
-def corral_client(root: Path) -> corral.Client:  # type: ignore[name-defined]
+def corral_client(root: Path) -> corral.Client:
     return corral.Client(Paths(root=root / "root", runroot=root / "run"))
 
 
-def test_run_detached_exec_logs_stop_remove(client: corral.Client, name: str) -> None:  # type: ignore[name-defined]
+def test_run_detached_exec_logs_stop_remove(client: corral.Client, name: str) -> None:
     c = client.containers.run("busybox", "sh -c 'echo ready; sleep 60'", detach=True, name=name,
                               environment={"MOOD": "calm"}, labels={"app": "api"}, mem_limit="64m")
     assert c.name == name and c.status == "running" and c.labels == {"app": "api"}
@@ -36,7 +36,7 @@ def test_run_detached_exec_logs_stop_remove(client: corral.Client, name: str) ->
     assert name not in [x.name for x in client.containers.list(all=True)]
 
 
-def test_run_returns_output_or_raises(client: corral.Client) -> None:  # type: ignore[name-defined]
+def test_run_returns_output_or_raises(client: corral.Client) -> None:
     assert client.containers.run("busybox", ["echo", "hello"], remove=True) == b"hello\n"
     with pytest.raises(corral.ContainerError) as err:
         client.containers.run("busybox", "sh -c 'echo oops >&2; exit 2'", remove=True)
@@ -45,7 +45,7 @@ def test_run_returns_output_or_raises(client: corral.Client) -> None:  # type: i
         client.containers.run("busybox", "true", restart_policy={"Name": "always"})
 
 
-def test_volumes_and_commit(client: corral.Client, name: str) -> None:  # type: ignore[name-defined]
+def test_volumes_and_commit(client: corral.Client, name: str) -> None:
     vol = client.volumes.create(f"{name}-v")
     out = client.containers.run("busybox", "sh -c 'echo v > /v/f; cat /v/f'",
                                 volumes={vol.name: {"bind": "/v", "mode": "rw"}}, remove=True)

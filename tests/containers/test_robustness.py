@@ -112,7 +112,11 @@ def test_after_a_reboot_containers_are_exited_and_start_again(corral: Corral, na
     os.kill(conmon, signal.SIGKILL)
     os.kill(pid, signal.SIGKILL)
     time.sleep(0.3)
-    subprocess.run(["umount", "-l", str(corral.store / "containers" / cid / "rootfs")], check=True)
+    with open("/proc/self/mountinfo") as f:  # the rootfs, network namespaces, ...
+        gone = [line.split()[4] for line in f if line.split()[4].startswith(str(corral.root))]
+    for mountpoint in reversed(gone):
+        subprocess.run(["umount", "-l", mountpoint], check=False)
+    subprocess.run(["umount", "-R", "-l", str(corral.root / "run" / "netns")], check=True)
     for ctrl in ("memory", "pids", "cpu", "cpuacct", "cpuset", "devices", "freezer", "blkio",
                  "hugetlb", "systemd"):
         d = Path(f"/sys/fs/cgroup/{ctrl}/corral/{cid}")
@@ -140,7 +144,7 @@ def test_detached_container_survives_its_cli(corral: Corral, name: str) -> None:
 
 def test_rm_flag_cleans_up_without_a_cli(corral: Corral) -> None:
     cid = corral.out("run", "-d", "--rm", "busybox", "sleep", "0.5")
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while cid in corral.ids():
         assert time.monotonic() < deadline
         time.sleep(0.1)

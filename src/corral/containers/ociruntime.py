@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 from corral.errors import CannotExecute, CommandNotFound, CorralError, InvalidArgument
 
-DEFAULT = "crun"
+DEFAULT = "corral-runtime"
 CONFIG_FILE = Path("/etc/corral/corral.toml")
 
 _NOT_FOUND = re.compile(r"not found|no such file or directory", re.IGNORECASE)
