@@ -59,7 +59,7 @@ class Ctr:
     @property
     def namespace(self) -> str:
         """containerd's namespace, also the parent cgroup of the containers: one per daemon."""
-        return self.home.name
+        return "corral-tests-" + hashlib.sha256(self.home.name.encode()).hexdigest()[:10]
 
     def argv(self, *args: str) -> list[str]:
         return ["ctr", "--address", str(self.home / "containerd.sock"), "--namespace",
