@@ -92,13 +92,23 @@ class _Data(ctypes.Structure):
     )
 
 
+_last_cap: int | None = None
+
+
 def last_cap() -> int:
-    """The highest capability number the running kernel knows."""
-    try:
-        with open("/proc/sys/kernel/cap_last_cap") as f:
-            return int(f.read())
-    except OSError:
-        return len(NAMES) - 1
+    """The highest capability number the running kernel knows.
+
+    Read once per process (check() runs before the fork, so the container's init, whose /proc
+    may not be mounted, has it already).
+    """
+    global _last_cap
+    if _last_cap is None:
+        try:
+            with open("/proc/sys/kernel/cap_last_cap") as f:
+                _last_cap = int(f.read())
+        except OSError:
+            return len(NAMES) - 1
+    return _last_cap
 
 
 def check(capabilities: Mapping[str, Sequence[str]]) -> list[str]:
