@@ -8,10 +8,12 @@ same expectations for corral-runtime, crun and runc.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import fcntl
 import json
 import os
+import pty
 import select
 import shutil
 import socket
@@ -215,6 +217,30 @@ def read_pty(fd: int, until: bytes | None = None, timeout: float = RUN_TIMEOUT) 
             break
         data += chunk
     return data
+
+
+@contextlib.contextmanager
+def on_a_terminal(argv: list[str], **popen: Any) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """Run `argv` with a new pty as its stdin/stdout/stderr, as from a user's terminal; yields
+    the process and the pty master, and kills the process if the test left it running."""
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave,
+                                start_new_session=True, **popen)
+    finally:
+        os.close(slave)
+    try:
+        yield proc, master
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        os.close(master)
+
+
+def unique(prefix: str) -> str:
+    """A container name no other test (or xdist worker) uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
 def hugetlb_as_v1() -> None:

@@ -9,22 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import pty
 import shutil
 import signal
 import subprocess
 import tarfile
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.runtime.bundles import hugetlb_as_v1, read_pty, runtime_binary
+from tests.runtime.bundles import hugetlb_as_v1, on_a_terminal, read_pty, runtime_binary, unique
 
 IMAGE = "localhost/corral-busybox:ctr"
 CTR_TIMEOUT = 120
@@ -143,10 +140,6 @@ def ctr(request: pytest.FixtureRequest, containerd_home: Path) -> Ctr:
     return Ctr(containerd_home, request.param)
 
 
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
 def test_run_rootfs_output_and_exit_status(ctr: Ctr, busybox_rootfs: Path) -> None:
     result = ctr("run", "--rm", *ctr.run_flags(), "--env", PATH_ENV, "--rootfs", str(busybox_rootfs),
                  unique("rootfs"), "sh", "-c", "echo pid=$$ user=$(id -u); exit 3")
@@ -162,19 +155,11 @@ def test_run_image(ctr: Ctr) -> None:
 
 
 def test_run_with_a_terminal(ctr: Ctr) -> None:
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(ctr.argv("run", "--rm", "--tty", *ctr.run_flags(), IMAGE,
-                                     unique("tty"), "sh", "-c", "tty; exit 7"),
-                            stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
-    os.close(slave)
-    try:
+    argv = ctr.argv("run", "--rm", "--tty", *ctr.run_flags(), IMAGE, unique("tty"),
+                    "sh", "-c", "tty; exit 7")
+    with on_a_terminal(argv) as (proc, master):
         seen = read_pty(master)
         assert proc.wait(timeout=CTR_TIMEOUT) == 7
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(master)
     assert "/dev/pts/0" in seen.decode(errors="replace").split()
 
 

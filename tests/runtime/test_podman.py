@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import shutil
 import subprocess
 import tarfile
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +23,13 @@ from typing import Any
 
 import pytest
 
-from tests.runtime.bundles import hugetlb_as_v1, read_pty, runtime_binary
+from tests.runtime.bundles import (
+    hugetlb_as_v1,
+    on_a_terminal,
+    read_pty,
+    runtime_binary,
+    unique,
+)
 
 IMAGE = "localhost/corral-busybox:test"
 PODMAN_TIMEOUT = 120
@@ -100,10 +104,6 @@ def podman(request: pytest.FixtureRequest, podman_home: Path) -> Podman:
     return Podman(podman_home, request.param)
 
 
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
 def test_run_rm_passes_output_and_exit_code(podman: Podman) -> None:
     name = unique("rm")
     result = podman("run", "--rm", "--name", name, IMAGE, "sh", "-c", "echo hello from $(hostname); exit 3")
@@ -113,22 +113,13 @@ def test_run_rm_passes_output_and_exit_code(podman: Podman) -> None:
 
 
 def test_run_interactive_tty(podman: Podman) -> None:
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(podman.argv("run", "-it", "--rm", IMAGE, "sh"), stdin=slave,
-                            stdout=slave, stderr=slave, env=podman.env, cwd=podman.home,
-                            start_new_session=True)
-    os.close(slave)
-    try:
+    argv = podman.argv("run", "-it", "--rm", IMAGE, "sh")
+    with on_a_terminal(argv, env=podman.env, cwd=podman.home) as (proc, master):
         seen = read_pty(master, b"# ")
         assert b"# " in seen, seen
         os.write(master, b"echo $((6 * 7)); tty; stty size; exit 5\r")
         seen = read_pty(master)
         assert proc.wait(timeout=PODMAN_TIMEOUT) == 5
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(master)
     lines = seen.decode(errors="replace").replace("\r", "").split("\n")
     assert "42" in lines
     assert "/dev/pts/0" in lines
@@ -215,20 +206,16 @@ def test_user(podman: Podman) -> None:
 def test_exec_interactive_tty(podman: Podman) -> None:
     name = unique("exec-it")
     podman.ok("run", "-d", "--name", name, IMAGE, "sleep", "600")
-    master, slave = pty.openpty()
+    argv = podman.argv("exec", "-it", name, "sh")
     try:
-        proc = subprocess.Popen(podman.argv("exec", "-it", name, "sh"), stdin=slave,
-                                stdout=slave, stderr=slave, env=podman.env, cwd=podman.home,
-                                start_new_session=True)
-        os.close(slave)
-        assert b"# " in read_pty(master, b"# ")
-        os.write(master, b"tty; echo $((7 * 6)); exit 3\r")
-        seen = read_pty(master).decode(errors="replace").replace("\r", "").split("\n")
-        assert proc.wait(timeout=PODMAN_TIMEOUT) == 3
+        with on_a_terminal(argv, env=podman.env, cwd=podman.home) as (proc, master):
+            assert b"# " in read_pty(master, b"# ")
+            os.write(master, b"tty; echo $((7 * 6)); exit 3\r")
+            seen = read_pty(master).decode(errors="replace").replace("\r", "").split("\n")
+            assert proc.wait(timeout=PODMAN_TIMEOUT) == 3
         assert "42" in seen
         assert any(line.startswith("/dev/pts/") for line in seen)
     finally:
-        os.close(master)
         podman("rm", "--force", "--time", "0", name)
 
 
