@@ -26,7 +26,7 @@ class Progress(Protocol):
         """Show `key: action [bar]`; returns the callback to report bytes moved."""
         ...
 
-    def status(self, key: str, text: str) -> None:
+    def done(self, key: str, text: str) -> None:
         """Show `key: text` (`Pulling fs layer`, `Already exists`, `Pull complete`, ...)."""
         ...
 
@@ -39,7 +39,7 @@ class NullProgress:
     def start(self, key: str, action: str, total: int | None) -> Callable[[int], None]:
         return _ignore
 
-    def status(self, key: str, text: str) -> None:
+    def done(self, key: str, text: str) -> None:
         pass
 
     def close(self) -> None:
@@ -96,7 +96,7 @@ class TerminalProgress:
         self._set(key, f"{action} {bar(0, total)}" if total else action, force=True)
         return advance
 
-    def status(self, key: str, text: str) -> None:
+    def done(self, key: str, text: str) -> None:
         self._set(key, text, force=True)
 
     def close(self) -> None:
