@@ -93,7 +93,7 @@ class Containers:
         validate(opts)
         if opts.cidfile and os.path.exists(opts.cidfile):
             raise AlreadyExists(f"container ID file found, make sure the other container isn't running or delete {opts.cidfile}")
-        image = self.resolve_image(opts.image, opts.pull)
+        image = self.resolve_image(opts.image, opts.pull, opts.platform)
         runtime = ociruntime.find(ociruntime.configured_name(opts.runtime), self.paths.runroot)
         rec = self._insert(opts, image, runtime.name)
         try:
@@ -106,29 +106,42 @@ class Containers:
             raise
         return rec
 
-    def resolve_image(self, ref: str, pull: str = "missing") -> Image:
+    def resolve_image(self, ref: str, pull: str = "missing", platform: str | None = None) -> Image:
+        """The image to run, pulled per docker's --pull policy (the built-in busybox needs no
+        registry), and checked against --platform."""
         if pull not in ("missing", "always", "never"):
             raise InvalidArgument(f"invalid --pull value {pull!r}: use missing, always or never")
+        from corral.images import reference
+        from corral.images.manifest import Platform
+
+        wanted = Platform.parse(platform) if platform else None
+        image = None
         if pull != "always":
             try:
-                return self.images.get(ref)
+                image = self.images.get(ref)
             except NotFound:
                 if pull == "never":
                     raise
-        from corral.images import reference
+        if image is None:
+            full = str(reference.parse(ref))
+            image = self.images.ensure_builtin_busybox() if full == BUSYBOX else self._pull(full, wanted)
+        if wanted is not None:
+            have = Platform.parse("/".join(filter(None, (image.config.get("os", "linux"),
+                                                         image.config.get("architecture", ""),
+                                                         image.config.get("variant", "")))))
+            if (have.os, have.architecture) != (wanted.os, wanted.architecture):
+                raise InvalidArgument(f"image {ref} is for {have}, not the requested platform {wanted}")
+        return image
 
-        full = str(reference.parse(ref))
-        if full == BUSYBOX:
-            return self.images.ensure_builtin_busybox()
-        return self._pull(full)
-
-    def _pull(self, ref: str) -> Image:
+    def _pull(self, ref: str, platform: Any) -> Image:
         try:
-            from corral.images import pull as pulling  # type: ignore[attr-defined]
+            from corral.images.registry import transfer
         except ImportError:
             raise NotFound(f"Unable to find image '{ref}' locally, and pulling is not available") from None
-        image: Image = pulling.pull(self.images, ref)
-        return image
+        try:
+            return transfer.pull(self.images, ref, platform=platform).image
+        except CorralError as e:
+            raise NotFound(f"Unable to find image '{ref}' locally; pulling it failed: {e}") from e
 
     def _insert(self, opts: RunOptions, image: Image, runtime: str) -> Record:
         if opts.name is not None and not names.VALID_NAME.match(opts.name):
