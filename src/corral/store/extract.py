@@ -27,21 +27,18 @@ import errno
 import os
 import shutil
 import stat
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal, cast
+from typing import Literal
 
 from corral.errors import InvalidArgument
 from corral.store.streams import Reader
+from corral.store.tarstream import Member, TarReader
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
-_XATTR_PAX_PREFIX = "SCHILY.xattr."
-_CHUNK = 1 << 20
 _MAX_SYMLINK_HOPS = 255
-_TAR_BUFSIZE = 1 << 18
 
 Whiteouts = Literal["overlay", "delete"]
 
@@ -58,6 +55,8 @@ class ExtractStats:
 
 def normalize_name(name: str) -> tuple[str, ...]:
     """`./a//b/../c` -> ('a', 'c'); a name that climbs above the root is refused."""
+    if "." not in name and "//" not in name and not name.startswith("/"):
+        return tuple(name.rstrip("/").split("/")) if name.strip("/") else ()
     parts: list[str] = []
     for part in name.split("/"):
         if part in ("", "."):
@@ -161,10 +160,11 @@ class _Extractor:
             pass
 
     # -- entries ---------------------------------------------------------------------------
-    def entry(self, tf: tarfile.TarFile, m: tarfile.TarInfo) -> None:
+    def entry(self, tar: TarReader, m: Member) -> None:
         parts = normalize_name(m.name)
+        kind = m.type
         if not parts:
-            if m.isdir():
+            if kind == b"5":
                 self.dir_times.append((self.dest, _ns(m.mtime)))
             return
         base = parts[-1]
@@ -175,14 +175,14 @@ class _Extractor:
         path = os.path.join(parent, base)
         self.written.add(parts)
         self.stats.entries += 1
-        if m.isreg():
-            self.regular(tf, m, path, parts)
-        elif m.isdir():
+        if kind == b"0":
+            self.regular(tar, m, path, parts)
+        elif kind == b"5":
             self.directory(m, path, parts)
-        elif m.issym():
+        elif kind == b"2":
             self.replace_with(path, parts, lambda: os.symlink(m.linkname, path))
             self.finish(m, path, fd=None, symlink=True)
-        elif m.islnk():
+        elif kind == b"1":
             target_parts = normalize_name(m.linkname)
             if not target_parts:
                 raise UnsafeEntry(f"hardlink {m.name!r} has an empty target")
@@ -191,13 +191,10 @@ class _Extractor:
                 raise InvalidArgument(f"hardlink {m.name!r}: target {m.linkname!r} is not in the layer")
             if target != path:
                 self.replace_with(path, parts, lambda: os.link(target, path, follow_symlinks=False))
-        elif m.isfifo() or m.ischr() or m.isblk():
-            self.device(m, path, parts)
         else:
-            raise InvalidArgument(f"tar entry {m.name!r}: unsupported type {m.type!r}")
+            self.device(m, path, parts)
 
-    def regular(self, tf: tarfile.TarFile, m: tarfile.TarInfo, path: str,
-                parts: tuple[str, ...]) -> None:
+    def regular(self, tar: TarReader, m: Member, path: str, parts: tuple[str, ...]) -> None:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         mode = m.mode & 0o7777
         try:
@@ -206,23 +203,16 @@ class _Extractor:
             self.remove(path, parts)
             fd = os.open(path, flags, mode)
         try:
-            remaining = m.size
-            src = tf.fileobj
-            assert src is not None
-            while remaining:
-                chunk = src.read(min(remaining, _CHUNK))
-                if not chunk:
-                    raise InvalidArgument(f"tar entry {m.name!r} is truncated")
+            for chunk in tar.data():
                 written = os.write(fd, chunk)
                 if written < len(chunk):
                     _write_all(fd, chunk[written:])
-                remaining -= len(chunk)
             self.stats.bytes += m.size
             self.finish(m, path, fd=fd)
         finally:
             os.close(fd)
 
-    def directory(self, m: tarfile.TarInfo, path: str, parts: tuple[str, ...]) -> None:
+    def directory(self, m: Member, path: str, parts: tuple[str, ...]) -> None:
         mode = m.mode & 0o7777
         try:
             os.mkdir(path, mode)
@@ -240,13 +230,13 @@ class _Extractor:
         os.chmod(path, mode)  # mkdir drops setgid/umask bits; exact mode as in the layer
         self.dir_times.append((path, _ns(m.mtime)))
 
-    def device(self, m: tarfile.TarInfo, path: str, parts: tuple[str, ...]) -> None:
-        if m.isfifo():
+    def device(self, m: Member, path: str, parts: tuple[str, ...]) -> None:
+        if m.type == b"6":
             kind = stat.S_IFIFO
         elif not self.is_root:
             return  # a device node cannot be made here (rootless); Docker skips it too
         else:
-            kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
+            kind = stat.S_IFCHR if m.type == b"3" else stat.S_IFBLK
         dev = os.makedev(m.devmajor, m.devminor)
         self.replace_with(path, parts, lambda: os.mknod(path, kind | (m.mode & 0o7777), dev))
         self.finish(m, path, fd=None)
@@ -259,7 +249,7 @@ class _Extractor:
             self.remove(path, parts)
             make()
 
-    def finish(self, m: tarfile.TarInfo, path: str, *, fd: int | None,
+    def finish(self, m: Member, path: str, *, fd: int | None,
                symlink: bool = False) -> None:
         """Owner, xattrs, mode bits chown clears, mtime: as few syscalls as the entry needs."""
         if self.is_root and (m.uid != self.euid or m.gid != self.egid):
@@ -269,19 +259,15 @@ class _Extractor:
                     os.fchmod(fd, m.mode & 0o7777)  # chown cleared them
             else:
                 os.chown(path, m.uid, m.gid, follow_symlinks=False)
-        if m.pax_headers:
+        if m.xattrs:
             self.xattrs(m, path if fd is None else fd, symlink)
         if fd is not None:
             os.utime(fd, ns=(_ns(m.mtime),) * 2)
         elif symlink:
             os.utime(path, ns=(_ns(m.mtime),) * 2, follow_symlinks=False)
 
-    def xattrs(self, m: tarfile.TarInfo, target: str | int, symlink: bool) -> None:
-        for key, value in m.pax_headers.items():
-            if not key.startswith(_XATTR_PAX_PREFIX):
-                continue
-            name = key[len(_XATTR_PAX_PREFIX):]
-            data = value.encode("utf-8", "surrogateescape")
+    def xattrs(self, m: Member, target: str | int, symlink: bool) -> None:
+        for name, data in m.xattrs.items():
             try:
                 os.setxattr(target, name, data, follow_symlinks=not symlink)
             except OSError as e:
@@ -349,12 +335,10 @@ def extract(stream: Reader, dest: Path, *, whiteouts: Whiteouts = "overlay") -> 
     old_umask = os.umask(0)
     ex = _Extractor(dest, whiteouts)
     try:
-        with tarfile.open(fileobj=cast(IO[bytes], stream), mode="r|", bufsize=_TAR_BUFSIZE) as tf:
-            for m in tf:
-                ex.entry(tf, m)
+        tar = TarReader(stream)
+        for m in tar:
+            ex.entry(tar, m)
         ex.close()
-    except tarfile.TarError as e:
-        raise InvalidArgument(f"malformed tar archive: {e}") from None
     finally:
         os.umask(old_umask)
     return ex.stats
