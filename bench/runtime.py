@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.runtime.bundles import hugetlb_as_v1  # noqa: E402
+from tests.runtime.bundles import has_exited, hugetlb_as_v1  # noqa: E402
 
 from corral.images import busybox  # noqa: E402
 
@@ -64,19 +64,6 @@ def timed(argv: list[str], *, rss: bool = False) -> tuple[float, int]:
     return elapsed, int(output.split()[-1]) if rss else 0
 
 
-def wait_gone(pid: int) -> None:
-    """Until the container's process has exited (delete needs a stopped container)."""
-    while os.path.exists(f"/proc/{pid}") and "Z" not in _state(pid):
-        time.sleep(0.001)
-
-
-def _state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return "Z"
-
-
 def one_round(binary: str, root: Path, bundle: Path, sample: Sample, *, rss: bool) -> None:
     """`run` one container, then create/start/delete another; record into `sample` (seconds,
     or with `rss` the peak RSS only: GNU time's own start-up would skew the times)."""
@@ -95,7 +82,8 @@ def one_round(binary: str, root: Path, bundle: Path, sample: Sample, *, rss: boo
     state = subprocess.run([*base, "state", cid], capture_output=True, check=True).stdout
     pid = json.loads(state)["pid"]
     record("start", [*base, "start", cid])
-    wait_gone(pid)
+    while not has_exited(pid):  # delete needs a stopped container
+        time.sleep(0.001)
     record("delete", [*base, "delete", cid])
 
 

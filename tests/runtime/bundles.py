@@ -158,12 +158,15 @@ class Runtime:
         return state
 
     def wait_status(self, cid: str, status: str, timeout: float = 10.0) -> dict[str, Any]:
+        """Poll `state` until `status`; a container that does not exist yet is waited for too
+        (a foreground `run` creates it in the background)."""
         deadline = time.monotonic() + timeout
         while True:
-            state = self.state(cid)
-            if state["status"] == status or time.monotonic() > deadline:
-                assert state["status"] == status, f"{self.name}: {cid} stayed {state['status']}"
+            result = self("state", cid)
+            state: dict[str, Any] = json.loads(result.stdout) if result.returncode == 0 else {}
+            if state.get("status") == status:
                 return state
+            assert time.monotonic() < deadline, f"{self.name}: {cid} stayed {state or result.stderr}"
             time.sleep(0.02)
 
     def cleanup(self) -> None:
@@ -241,6 +244,15 @@ def on_a_terminal(argv: list[str], **popen: Any) -> Iterator[tuple[subprocess.Po
 def unique(prefix: str) -> str:
     """A container name no other test (or xdist worker) uses."""
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def has_exited(pid: int) -> bool:
+    """The process is gone or a zombie (exited, not yet reaped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
 def hugetlb_as_v1() -> None:

@@ -27,6 +27,7 @@ from tests.runtime.bundles import (
     Bundle,
     ConsoleSocket,
     Runtime,
+    has_exited,
     host_namespaces,
     hugetlb_as_v1,
     make_bundle,
@@ -529,22 +530,12 @@ def test_run_killed_by_signal_exits_128_plus_n(runtime: Runtime, bundle: Bundle)
     foreground = subprocess.Popen(runtime.argv("run", "--bundle", str(bundle.path), cid),
                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     try:
-        wait_for_status(runtime, cid, "running")
+        runtime.wait_status(cid, "running")
         runtime.ok("kill", cid, "KILL")
         assert foreground.wait(timeout=10) == 128 + signal.SIGKILL
     finally:
         foreground.kill()
         foreground.wait()
-
-
-def wait_for_status(runtime: Runtime, cid: str, status: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = runtime("state", cid)
-        if result.returncode == 0 and f'"status": "{status}"' in result.stdout.replace('":"', '": "'):
-            return
-        time.sleep(0.02)
-    pytest.fail(f"{runtime.name}: {cid} never reached {status}")
 
 
 def test_lifecycle_and_state(runtime: Runtime, bundle: Bundle) -> None:
@@ -760,17 +751,10 @@ def test_kill_all_reaches_every_process(runtime: Runtime, bundle: Bundle) -> Non
     runtime.ok("kill", "--all", cid, "KILL")
     runtime.wait_status(cid, "stopped")
     deadline = time.monotonic() + 10
-    while any(Path(f"/proc/{p}").exists() and "Z" not in proc_state(p) for p in members):
+    while not all(has_exited(p) for p in members):
         assert time.monotonic() < deadline, "kill --all left processes running"
         time.sleep(0.02)
     runtime.ok("delete", "--force", cid)
-
-
-def proc_state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return "Z"
 
 
 def test_update_changes_the_limits_of_a_running_container(runtime: Runtime, bundle: Bundle) -> None:
