@@ -44,6 +44,20 @@ def run_corral(runtime: Runtime, bundle: Bundle, cid: str | None = None) -> subp
     return runtime("run", "--bundle", str(bundle.write()), cid or new_id("sec"), timeout=60)
 
 
+def same_as_runc(runtime: Runtime, bundle: Bundle, tmp_path: Path,
+                 ids: tuple[str, str] | None = None) -> str:
+    """Run the bundle through corral-runtime and runc; both must succeed and print the same.
+
+    With `ids` (ours, runc's), each id in the output reads "ID" before the comparison.
+    """
+    ours_id, runc_id = ids or (new_id("sec"), new_id("sec"))
+    theirs = run_with_runc(bundle, tmp_path, runc_id)
+    ours = run_corral(runtime, bundle, ours_id)
+    assert ours.returncode == theirs.returncode == 0, (ours.stderr, theirs.stderr)
+    assert ours.stdout.replace(ours_id, "ID") == theirs.stdout.replace(runc_id, "ID")
+    return ours.stdout
+
+
 def resolve_profile(profile: dict[str, Any], caps: list[str], arch: str = "amd64") -> dict[str, Any]:
     """What podman hands the runtime: the containers/common profile with includes/excludes applied."""
     rules = []
@@ -73,11 +87,7 @@ def test_podmans_default_profile_and_caps_behave_like_runc(
                  " unshare -U true 2>/dev/null; echo unshare=$?;"
                  " swapon /dev/null 2>/dev/null; echo swapon=$?;"
                  " grep -E '^Cap(Eff|Bnd)' /proc/self/status")
-    ours = run_corral(runtime, bundle)
-    theirs = run_with_runc(bundle, tmp_path)
-    assert ours.returncode == theirs.returncode == 0, (ours.stderr, theirs.stderr)
-    assert ours.stdout == theirs.stdout
-    lines = ours.stdout.split("\n")
+    lines = same_as_runc(runtime, bundle, tmp_path).split("\n")
     assert lines[:3] == ["hello", "ls-ok", "mkdir=0"]
     assert "unshare=0" in lines  # user namespaces are allowed by podman's profile...
     assert "swapon=1" in lines   # ...swapon is not (seccomp and CAP_SYS_ADMIN)
@@ -93,11 +103,7 @@ def test_cgroup_namespace_shows_the_container_its_own_limits(
     bundle.shell("grep -E ':(memory|pids):' /proc/self/cgroup;"
                  " cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max;"
                  " grep -c ' /sys/fs/cgroup/[a-z]' /proc/self/mounts >/dev/null && echo mounted")
-    ours = run_corral(runtime, bundle)
-    theirs = run_with_runc(bundle, tmp_path)
-    assert ours.returncode == theirs.returncode == 0, (ours.stderr, theirs.stderr)
-    assert ours.stdout == theirs.stdout
-    lines = ours.stdout.split()
+    lines = same_as_runc(runtime, bundle, tmp_path).split()
     assert [line.split(":", 1)[1] for line in lines[:2]] == ["pids:/", "memory:/"]
     assert lines[2:] == [str(48 * MiB), "33", "mounted"]
 
@@ -128,11 +134,8 @@ def test_cgroup_membership_is_runcs(runtime: Runtime, bundle: Bundle, tmp_path: 
     else:
         bundle.config["linux"].pop("cgroupsPath", None)
     bundle.args("cat", "/proc/self/cgroup")
-    ours_id, runc_id = new_id("sec"), new_id("sec")
-    theirs = run_with_runc(bundle, tmp_path, runc_id)
-    ours = run_corral(runtime, bundle, ours_id)
-    assert ours.returncode == theirs.returncode == 0, (ours.stderr, theirs.stderr)
-    assert ours.stdout.replace(ours_id, "ID") == theirs.stdout.replace(runc_id, "ID")
+    ours_id = new_id("sec")
+    same_as_runc(runtime, bundle, tmp_path, (ours_id, new_id("sec")))
     assert leftovers(runtime, ours_id) == []
 
 
@@ -141,10 +144,7 @@ def test_unknown_capability_names_are_ignored_like_runc(
     for names in bundle.config["process"]["capabilities"].values():
         names.append("CAP_FLY")
     bundle.shell("grep -E '^Cap' /proc/self/status")
-    ours = run_corral(runtime, bundle)
-    theirs = run_with_runc(bundle, tmp_path)
-    assert ours.returncode == theirs.returncode == 0, (ours.stderr, theirs.stderr)
-    assert ours.stdout == theirs.stdout
+    same_as_runc(runtime, bundle, tmp_path)
 
 
 def test_update_changes_what_a_running_container_sees(runtime: Runtime, bundle: Bundle) -> None:
