@@ -541,3 +541,16 @@ def test_v2_deny_all_stops_mknod_too(v2_cgroup: Manager) -> None:
 def test_v1_and_v2_device_rules_agree(cgroup: Manager) -> None:
     cgroup.create({"devices": DEVICE_RULES})
     assert run_forked(device_probe, before_start=cgroup.add).value == EXPECTED_DEVICES
+
+
+def test_v2_stats_from_cpu_stat(v2_cgroup: Manager) -> None:
+    """cpu.stat exists in every cgroup2 directory, with or without the cpu controller."""
+    v2_cgroup.create(None)
+
+    def spin() -> int:
+        return sum(range(3_000_000))
+
+    run_forked(spin, before_start=v2_cgroup.add)
+    stats = v2_cgroup.stats()
+    assert stats["cpu"]["usage"]["total"] > 0
+    assert stats["cpu"]["usage"]["total"] >= stats["cpu"]["usage"]["user"]
