@@ -304,11 +304,15 @@ def prepare(seccomp: Mapping[str, Any], *, cache_dir: str | None = None) -> None
     profile like podman's default costs libseccomp about 15 ms, and the program it makes depends
     only on the profile. With `cache_dir` (root-owned, e.g. under the state root) the program is
     kept across runs, and a cached profile costs no libseccomp at all. Hosts whose seccomp(2)
-    number is not known here simply keep loading through libseccomp.
+    number is not known here keep loading through libseccomp (dlopen'ed here, before any
+    pivot_root). Either way, after prepare() the init needs nothing from the host's filesystem.
     """
     check(seccomp)
     key = _canonical(seccomp)
-    if key in _prepared or os.uname().machine not in _SYS_SECCOMP:
+    if key in _prepared:
+        return
+    if os.uname().machine not in _SYS_SECCOMP:
+        _libseccomp()  # load() will build through libseccomp: dlopen it while the host is in reach
         return
     path = _cache_path(cache_dir, key) if cache_dir else None
     program = _read_cache(path, key) if path else None
