@@ -858,3 +858,63 @@ def test_run_detached(runtime: Runtime, bundle: Bundle) -> None:
     assert result.returncode == 0
     assert runtime.state(cid)["status"] == "running"
     runtime.ok("delete", "--force", cid)
+
+
+def test_cgroup_namespace_shows_the_container_cgroup_as_root(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.linux["namespaces"].append({"type": "cgroup"})
+    bundle.linux["cgroupsPath"] = f"/{runtime.name}-cgns-{os.urandom(6).hex()}"
+    bundle.linux["resources"]["pids"] = {"limit": 33}
+    sh(bundle, "cat /proc/self/cgroup; cat /sys/fs/cgroup/pids/pids.max")
+    lines = output(runtime, bundle).split()
+    assert lines[-1] == "33"
+    assert all(line.endswith(":/") for line in lines[:-1]), lines
+
+
+def test_custom_masked_and_readonly_paths(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.add_mount("/scratch", "tmpfs", "tmpfs", ["nosuid"])
+    bundle.linux["maskedPaths"] = ["/etc", "/bin/busybox-not-there", "/root"]
+    bundle.linux["readonlyPaths"] = ["/scratch"]
+    sh(bundle, "ls -A /etc | wc -l; ls -A /root | wc -l; touch /scratch/x; echo scratch=$?")
+    result = runtime.run(bundle)
+    assert result.stdout.split() == ["0", "0", "scratch=1"], result.stderr
+    assert "Read-only file system" in result.stderr
+
+
+def test_overlay_and_file_bind_mounts(runtime: Runtime, bundle: Bundle, tmp_path: Path) -> None:
+    lower, upper, work = (tmp_path / d for d in ("lower", "upper", "work"))
+    for d in (lower, upper, work):
+        d.mkdir()
+    (lower / "from-lower").write_text("lower\n")
+    hostname_file = tmp_path / "hostname"
+    hostname_file.write_text("file-bind\n")
+    bundle.add_mount("/merged", "overlay", "overlay",
+                     [f"lowerdir={lower}", f"upperdir={upper}", f"workdir={work}"])
+    # podman bind-mounts single files (/etc/hostname, /etc/hosts, /run/.containerenv)
+    bundle.add_mount("/etc/hostname", "bind", str(hostname_file), ["bind", "ro"])
+    sh(bundle, "cat /merged/from-lower /etc/hostname; echo new > /merged/written;"
+               " echo x > /etc/hostname; echo file=$?")
+    result = runtime.run(bundle)
+    assert result.stdout.split() == ["lower", "file-bind", "file=1"], result.stderr
+    assert (upper / "written").read_text() == "new\n"  # the write went to the upper layer
+
+
+def test_hugepage_limits(runtime: Runtime, bundle: Bundle) -> None:
+    sizes = sorted(p.name.split(".")[1] for p in Path("/sys/fs/cgroup/hugetlb").glob("hugetlb.*.limit_in_bytes"))
+    assert "2MB" in sizes, sizes
+    bundle.linux["cgroupsPath"] = f"/{runtime.name}-hugetlb-{os.urandom(6).hex()}"
+    bundle.linux["resources"]["hugepageLimits"] = [{"pageSize": "2MB", "limit": 4 * 2**21}]
+    bundle.process["args"] = ["cat", "/sys/fs/cgroup/hugetlb/hugetlb.2MB.limit_in_bytes"]
+    assert output(runtime, bundle).strip() == str(4 * 2**21)
+
+
+def test_seccomp_log_and_trace_actions_allow_without_a_tracer(runtime: Runtime, bundle: Bundle) -> None:
+    # LOG lets the call through (and logs it); TRACE without a tracer fails it with ENOSYS.
+    bundle.linux["seccomp"] = seccomp(
+        {"names": ["uname"], "action": "SCMP_ACT_LOG"},
+        {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_TRACE"},
+    )
+    bundle.add_mount("/scratch", "tmpfs", "tmpfs", ["nosuid"])
+    sh(bundle, "uname -s; mkdir /scratch/d; echo mkdir=$?")
+    result = runtime.run(bundle)
+    assert result.stdout.split() == ["Linux", "mkdir=1"], result.stderr
+    assert "Function not implemented" in result.stderr
