@@ -225,3 +225,140 @@ def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registr
     finally:
         server.shutdown()
         server.server_close()
+
+
+class Proxy:
+    """A TCP proxy to a registry: drops `cuts` connections after `after` response bytes, and
+    sleeps `delay` seconds per 64 KiB forwarded (to catch a pull in the middle)."""
+
+    def __init__(self, upstream: str, *, after: int = 0, cuts: int = 0, delay: float = 0.0) -> None:
+        self.upstream = upstream.rsplit(":", 1)
+        self.after, self.cuts, self.delay = after, cuts, delay
+        self.forwarded = 0
+        self.lock = threading.Lock()
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.host = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                down, _ = self.sock.accept()
+            except OSError:
+                return
+            up = socket.create_connection((self.upstream[0], int(self.upstream[1])))
+            threading.Thread(target=self._pump, args=(down, up, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(up, down, True), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, response: bool) -> None:
+        sent = 0
+        try:
+            while data := src.recv(65536):
+                if response and sent + len(data) > self.after:
+                    with self.lock:
+                        cut = self.cuts > 0
+                        self.cuts -= cut
+                    if cut:
+                        dst.sendall(data[: self.after - sent])
+                        break
+                dst.sendall(data)
+                sent += len(data)
+                if response:
+                    self.forwarded += len(data)
+                    time.sleep(self.delay)
+        except OSError:
+            pass
+        for s in (src, dst):  # shutdown wakes the other pump's recv; close alone does not
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+# -- images the real tools push ------------------------------------------------------------------
+
+def _layer_tar(rootfs: Path, marker: str) -> bytes:
+    """The busybox tree plus /etc/corral-marker holding `marker`, as a tar."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        tar.add(rootfs, arcname=".")
+        info = tarfile.TarInfo("etc/corral-marker")
+        info.size, info.mode = len(marker.encode()), 0o644
+        tar.addfile(info, io.BytesIO(marker.encode()))
+    return buf.getvalue()
+
+
+def make_oci_layout(dest: Path, rootfs: Path, arches: tuple[str, ...] = ("amd64",)) -> Path:
+    """An OCI layout (gzip layers) whose index has one image per arch; each image's
+    /etc/corral-marker says `marker-<arch>`. skopeo copies it to a registry."""
+    import gzip
+    import hashlib
+
+    blobs = dest / "blobs/sha256"
+    blobs.mkdir(parents=True, exist_ok=True)
+
+    def blob(data: bytes) -> dict[str, object]:
+        digest = hashlib.sha256(data).hexdigest()
+        (blobs / digest).write_bytes(data)
+        return {"digest": f"sha256:{digest}", "size": len(data)}
+
+    entries = []
+    for arch in arches:
+        tar = _layer_tar(rootfs, f"marker-{arch}")
+        config = json.dumps({"architecture": arch, "os": "linux",
+                             "config": {"Cmd": ["sh"], "Env": ["PATH=/usr/bin:/bin"]},
+                             "rootfs": {"type": "layers",
+                                        "diff_ids": [f"sha256:{hashlib.sha256(tar).hexdigest()}"]}}).encode()
+        manifest = json.dumps({
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **blob(config)},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                        **blob(gzip.compress(tar, 1, mtime=0))}]}).encode()
+        entries.append({"mediaType": "application/vnd.oci.image.manifest.v1+json", **blob(manifest),
+                        "platform": {"architecture": arch, "os": "linux"}})
+    index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+             "manifests": entries}
+    if len(arches) == 1:  # a single image: the layout's index names it directly
+        entries[0]["annotations"] = {"org.opencontainers.image.ref.name": "latest"}
+    else:
+        nested = json.dumps(index).encode()
+        index = {"schemaVersion": 2, "manifests": [
+            {"mediaType": "application/vnd.oci.image.index.v1+json", **blob(nested),
+             "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}
+    (dest / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    (dest / "index.json").write_text(json.dumps(index))
+    return dest
+
+
+class Podman:
+    """podman with a private store, runc, cgroupfs and this host's rlimits (HOST-NOTES.md)."""
+
+    def __init__(self, root: Path) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        conf = root / "containers.conf"
+        conf.write_text('[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n'
+                        '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n')
+        self.env = {**os.environ, "CONTAINERS_CONF": str(conf)}
+        self.base = ["podman", "--root", str(root / "root"), "--runroot", str(root / "run"),
+                     "--storage-driver", "vfs", "--runtime", "runc"]
+
+    def __call__(self, *args: str, input: bytes | None = None) -> str:
+        done = subprocess.run([*self.base, *args], env=self.env, input=input, capture_output=True, timeout=180)
+        if done.returncode:
+            raise AssertionError(f"podman {' '.join(args)}: {done.stderr.decode()[-2000:]}")
+        return done.stdout.decode()
+
+    def reset(self) -> None:
+        subprocess.run([*self.base, "system", "reset", "-f"], env=self.env, capture_output=True, timeout=120)
+
+
+def skopeo(*args: str) -> str:
+    done = subprocess.run(["skopeo", *args], capture_output=True, timeout=180)
+    if done.returncode:
+        raise AssertionError(f"skopeo {' '.join(args)}: {done.stderr.decode()[-2000:]}")
+    return done.stdout.decode()

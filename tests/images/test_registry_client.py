@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
 import os
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +15,7 @@ from corral.errors import NotFound
 from corral.images.registry.auth import Credentials, Unauthorized, parse_challenges
 from corral.images.registry.client import DigestMismatch, RegistryClient, RegistryError
 from corral.images.registry.hosts import host_config
-from tests.images.registry_fixtures import PASSWORD, USER, Registry
+from tests.images.registry_fixtures import PASSWORD, USER, Proxy, Registry
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
@@ -127,51 +124,6 @@ def test_manifest_whose_digest_does_not_match_is_refused(registry: Registry) -> 
         client.get_manifest("client/mm", "v1")
 
 
-class _CuttingProxy:
-    """A TCP proxy to the registry that drops `cuts` connections after `after` response bytes."""
-
-    def __init__(self, upstream: str, *, after: int, cuts: int) -> None:
-        self.upstream = upstream.rsplit(":", 1)
-        self.after, self.cuts = after, cuts
-        self.lock = threading.Lock()
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.host = f"127.0.0.1:{self.sock.getsockname()[1]}"
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                down, _ = self.sock.accept()
-            except OSError:
-                return
-            up = socket.create_connection((self.upstream[0], int(self.upstream[1])))
-            threading.Thread(target=self._pump, args=(down, up, False), daemon=True).start()
-            threading.Thread(target=self._pump, args=(up, down, True), daemon=True).start()
-
-    def _pump(self, src: socket.socket, dst: socket.socket, response: bool) -> None:
-        sent = 0
-        try:
-            while data := src.recv(65536):
-                if response and sent + len(data) > self.after:
-                    with self.lock:
-                        cut = self.cuts > 0
-                        self.cuts -= cut
-                    if cut:
-                        dst.sendall(data[: self.after - sent])
-                        break
-                dst.sendall(data)
-                sent += len(data)
-        except OSError:
-            pass
-        for s in (src, dst):  # shutdown wakes the other pump's recv; close alone does not
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-            s.close()
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 @pytest.fixture()
 def big_blob(registry: Registry) -> Iterator[tuple[str, bytes]]:
     data = os.urandom(2_000_000)
@@ -180,7 +132,7 @@ def big_blob(registry: Registry) -> Iterator[tuple[str, bytes]]:
 
 def test_a_dropped_connection_resumes_with_range(registry: Registry, big_blob: tuple[str, bytes]) -> None:
     digest, data = big_blob
-    proxy = _CuttingProxy(registry.host, after=500_000, cuts=2)
+    proxy = Proxy(registry.host, after=500_000, cuts=2)
     try:
         client = RegistryClient(host_config(proxy.host))
         assert _read(client, "client/drop", digest, len(data)) == data
@@ -191,7 +143,7 @@ def test_a_dropped_connection_resumes_with_range(registry: Registry, big_blob: t
 
 def test_a_registry_that_keeps_dropping_is_a_clear_error(registry: Registry, big_blob: tuple[str, bytes]) -> None:
     digest, data = big_blob
-    proxy = _CuttingProxy(registry.host, after=300_000, cuts=1000)
+    proxy = Proxy(registry.host, after=300_000, cuts=1000)
     try:
         client = RegistryClient(host_config(proxy.host), retries=2)
         with pytest.raises(RegistryError, match="connection dropped 3 times"):
