@@ -918,3 +918,52 @@ def test_seccomp_log_and_trace_actions_allow_without_a_tracer(runtime: Runtime, 
     result = runtime.run(bundle)
     assert result.stdout.split() == ["Linux", "mkdir=1"], result.stderr
     assert "Function not implemented" in result.stderr
+
+
+def test_stdin_passes_through(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.process["args"] = ["cat"]
+    result = runtime.run(bundle, input="through the runtime\n")
+    assert (result.returncode, result.stdout) == (0, "through the runtime\n"), result.stderr
+
+
+def test_preserve_fds(runtime: Runtime, bundle: Bundle, tmp_path: Path) -> None:
+    (tmp_path / "passed").write_text("fd 3 arrived\n")
+    sh(bundle, "cat <&3; ls /proc/self/fd | wc -l")
+    bundle.write()
+    argv = runtime.argv("run", "--preserve-fds", "1", "--bundle", str(bundle.path), runtime.new_id())
+    # the shell puts the file on fd 3 of the runtime (ours may be taken, e.g. by xdist)
+    result = subprocess.run(["sh", "-c", 'exec "$@" 3<"$0"', str(tmp_path / "passed"), *argv],
+                            capture_output=True, text=True, timeout=60, check=False)
+    # 0-2, 3, and the fd `ls` opens for /proc/self/fd: nothing else leaked in
+    assert result.stdout.split() == ["fd", "3", "arrived", "5"], result.stderr
+
+
+def test_foreground_run_forwards_signals(runtime: Runtime, bundle: Bundle) -> None:
+    sh(bundle, "trap 'exit 7' TERM; while true; do sleep 0.05; done")
+    bundle.write()
+    cid = runtime.new_id()
+    foreground = subprocess.Popen(runtime.argv("run", "--bundle", str(bundle.path), cid),
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    try:
+        runtime.wait_status(cid, "running")
+        foreground.send_signal(signal.SIGTERM)  # to the runtime, not the container
+        assert foreground.wait(timeout=10) == 7
+    finally:
+        foreground.kill()
+        foreground.wait()
+
+
+def test_status_comes_from_the_kernel(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.process["args"] = ["sleep", "60"]
+    cid = runtime.create(bundle)
+    runtime.ok("start", cid)
+    os.kill(runtime.state(cid)["pid"], signal.SIGKILL)  # behind the runtime's back
+    runtime.wait_status(cid, "stopped")
+    runtime.ok("delete", cid)
+
+
+def test_bundle_defaults_to_the_working_directory(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.process["args"] = ["echo", "from cwd"]
+    bundle.write()
+    result = runtime("run", runtime.new_id(), cwd=bundle.path)
+    assert (result.returncode, result.stdout) == (0, "from cwd\n"), result.stderr
