@@ -7,9 +7,12 @@ import errno
 import os
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from corral.runtime.errors import RuntimeFailure
+
+TYPE_CHECKING = False  # typing costs milliseconds (it imports re) on every start
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class CgroupError(RuntimeFailure):

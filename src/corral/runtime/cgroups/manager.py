@@ -25,7 +25,6 @@ import posixpath
 import signal
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from corral.runtime.cgroups import devices, ebpf, v1, v2, validate
 from corral.runtime.cgroups.common import (
@@ -38,6 +37,10 @@ from corral.runtime.cgroups.common import (
     write,
 )
 from corral.runtime.cgroups.detect import UNIFIED, Layout, detect
+
+TYPE_CHECKING = False  # typing costs milliseconds (it imports re) on every start
+if TYPE_CHECKING:
+    from typing import Any
 
 _CPUSET_KEYS = ("cpus", "mems")
 

@@ -7,9 +7,12 @@ Unknown keys are ignored, as runc ignores fields it does not know.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from corral.runtime.cgroups.common import CgroupError
+
+TYPE_CHECKING = False  # typing costs milliseconds (it imports re) on every start
+if TYPE_CHECKING:
+    from typing import Any
 
 _INT, _STR, _BOOL = "an integer", "a string", "true or false"
 

@@ -28,12 +28,13 @@ import contextlib
 import errno as errno_module
 import os
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
 
 from corral.runtime.errors import RuntimeFailure
 
+TYPE_CHECKING = False  # typing costs milliseconds (it imports re) on every start
 if TYPE_CHECKING:
     import ctypes
+    from typing import Any
 
 # libseccomp's action values (seccomp.h). ERRNO and TRACE carry a 16-bit value.
 _ACT_KILL_PROCESS = 0x80000000
@@ -257,7 +258,7 @@ def load(seccomp: Mapping[str, Any]) -> int | None:
     loads it here.
     """
     check(seccomp)
-    # only after prepare() (which imported json): the init may already be past pivot_root
+    # only after prepare() (which imported _json): the init may already be past pivot_root
     compiled = _prepared.get(_canonical(seccomp)) if _prepared else None
     if compiled is not None:
         return _install(*compiled)
@@ -292,9 +293,16 @@ _prepared: dict[str, tuple[bytes, int]] = {}
 
 
 def _canonical(seccomp: Mapping[str, Any]) -> str:
-    import json
+    """json.dumps(seccomp, sort_keys=True, separators=(",", ":")) through the C encoder only
+    (the json package would import re; see corral.runtime.jsonio)."""
+    import _json
 
-    return json.dumps(seccomp, sort_keys=True, separators=(",", ":"))
+    def refuse(obj: object) -> object:
+        raise SeccompError(f"seccomp: {type(obj).__name__} value in the profile")
+
+    encode = _json.make_encoder(None, refuse, _json.encode_basestring_ascii, None, ":", ",",
+                                True, False, True)
+    return "".join(encode(seccomp, 0))
 
 
 def prepare(seccomp: Mapping[str, Any], *, cache_dir: str | None = None) -> None:
