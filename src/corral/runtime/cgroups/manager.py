@@ -26,7 +26,7 @@ import signal
 import time
 from collections.abc import Callable, Mapping
 
-from corral.runtime.cgroups import devices, ebpf, v1, v2, validate
+from corral.runtime.cgroups import devices, v1, v2, validate
 from corral.runtime.cgroups.common import (
     CgroupError,
     procs,
@@ -181,6 +181,8 @@ class Manager:
         directory = self._v2_dir()
         if directory is None or self.layout.v1:
             raise CgroupError("devices: the devices cgroup controller is not mounted")
+        from corral.runtime.cgroups import ebpf  # cgroup2-only hosts
+
         try:
             ebpf.attach(directory, rules)
         except CgroupError:
