@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -153,3 +154,48 @@ def test_sigint_of_foreground_run_does_not_leave_garbage(corral: Corral) -> None
     # the container is detached from its CLI: it keeps running under conmon
     assert len(corral.ids()) == 1
     corral("rm", "-f", *corral.ids())
+
+
+def _pty_run(corral: Corral, *args: str) -> tuple[int, int]:
+    import pty
+
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - child
+        os.execve(corral.binary, [corral.binary, *args], corral.env)
+    return pid, fd
+
+
+def _read(fd: int, until: bytes, timeout: float = 10) -> bytes:
+    import select
+
+    out = b""
+    deadline = time.monotonic() + timeout
+    while until not in out and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.1)[0]:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+    return out
+
+
+def test_tty_detach_keys_and_attach(corral: Corral, name: str) -> None:
+    pid, fd = _pty_run(corral, "run", "-it", "--name", name, "busybox", "sh")
+    assert b"/ # " in _read(fd, b"/ # ")
+    os.write(fd, b"tty\n")
+    assert b"/dev/pts/0" in _read(fd, b"/dev/pts/0")
+    os.write(fd, b"\x10\x11")  # ctrl-p ctrl-q: detach, the container keeps running
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    os.close(fd)
+    assert corral.inspect(name, "{{.State.Status}}") == "running"
+
+    pid, fd = _pty_run(corral, "attach", name)
+    time.sleep(0.3)
+    os.write(fd, b"echo attached-$((40+2)); sleep 0.3; exit 4\n")
+    assert b"attached-42" in _read(fd, b"attached-42")
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 4
+    os.close(fd)
+    corral("rm", name)

@@ -252,7 +252,7 @@ class Containers:
             pid, conmon_pid = monitor.launch(monitor.Launch(
                 container_id=rec.id, name=rec.name, bundle=bundle, runtime=runtime,
                 log_path=self.store.log_path(rec.id), exit_command=self._exit_command(rec.id),
-                tty=opts.tty, stdin=opts.interactive))
+                tty=opts.tty, stdin=opts.interactive, keep_stdin=opts.detach or opts.tty))
         except monitor.CreateFailed as e:
             # conmon would now run the exit command, which waits for the lock we hold.
             with contextlib.suppress(ProcessLookupError):

@@ -39,6 +39,7 @@ class Launch(NamedTuple):
     exit_command: Sequence[str]
     tty: bool = False
     stdin: bool = False
+    keep_stdin: bool = False  # stdin survives a client's detach (docker's -d -i, -it)
 
 
 class CreateFailed(CorralError):
@@ -67,6 +68,8 @@ def launch(req: Launch) -> tuple[int, int]:
         argv.append("-t")
     if req.stdin:
         argv.append("-i")
+        if req.keep_stdin:
+            argv.append("--leave-stdin-open")
     if req.exit_command:
         argv += ["--exit-command", req.exit_command[0]]
         for arg in req.exit_command[1:]:
