@@ -83,7 +83,8 @@ def inspect(engine: Containers, rec: Record, observed: Observed) -> dict[str, An
             "ShmSize": opts.get("shm_size") or 64 * 1024 * 1024,
             "Init": bool(opts.get("init")),
             "RestartPolicy": {"Name": opts.get("restart") or "no", "MaximumRetryCount": 0},
-            "LogConfig": {"Type": opts.get("log_driver") or "k8s-file", "Config": {}},
+            # json-file is accepted and written as conmon's k8s-file (same `logs` output)
+            "LogConfig": {"Type": "none" if opts.get("log_driver") == "none" else "k8s-file", "Config": {}},
             "Runtime": rec.runtime,
             "Sysctls": dict(opts.get("sysctls") or {}),
             "Ulimits": [{"Name": u["name"], "Soft": u["soft"], "Hard": u["hard"]} for u in opts.get("ulimits", ())],

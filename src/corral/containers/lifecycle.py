@@ -252,7 +252,8 @@ class Containers:
             pid, conmon_pid = monitor.launch(monitor.Launch(
                 container_id=rec.id, name=rec.name, bundle=bundle, runtime=runtime,
                 log_path=self.store.log_path(rec.id), exit_command=self._exit_command(rec.id),
-                tty=opts.tty, stdin=opts.interactive, keep_stdin=opts.detach or opts.tty))
+                tty=opts.tty, stdin=opts.interactive, keep_stdin=opts.detach or opts.tty,
+                log=opts.log_driver != "none"))
         except monitor.CreateFailed as e:
             # conmon would now run the exit command, which waits for the lock we hold.
             with contextlib.suppress(ProcessLookupError):
@@ -463,7 +464,7 @@ def validate(opts: RunOptions) -> None:
         raise InvalidArgument(
             f"--restart={opts.restart} is not supported yet: restart policies come in a later release")
     if opts.log_driver not in ("k8s-file", "json-file", "none"):
-        raise InvalidArgument(f"unsupported log driver {opts.log_driver!r}: use k8s-file or json-file")
+        raise InvalidArgument(f"unsupported log driver {opts.log_driver!r}: use k8s-file, json-file or none")
     if opts.remove and opts.restart not in ("no", ""):
         raise InvalidArgument("conflicting options: --restart and --rm")
     specgen.validate_security_opts(opts)

@@ -40,6 +40,7 @@ class Launch(NamedTuple):
     tty: bool = False
     stdin: bool = False
     keep_stdin: bool = False  # stdin survives a client's detach (docker's -d -i, -it)
+    log: bool = True  # False: --log-driver none
 
 
 class CreateFailed(CorralError):
@@ -62,7 +63,7 @@ def launch(req: Launch) -> tuple[int, int]:
         "-b", str(b), "-p", str(b / "pidfile"), "--persist-dir", str(b),
         "--conmon-pidfile", str(b / "conmon.pid"),
         "--full-attach", "--socket-dir-path", str(b),
-        "-l", f"k8s-file:{req.log_path}", "--log-level", "error", "--no-sync-log",
+        "-l", f"k8s-file:{req.log_path}" if req.log else "none", "--log-level", "error", "--no-sync-log",
     ]  # fmt: skip
     if req.tty:
         argv.append("-t")
