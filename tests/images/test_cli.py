@@ -173,10 +173,23 @@ def test_bad_archives_are_one_line_errors(busybox_id: str, tmp_path: Path) -> No
         for m in src.getmembers():
             data = src.extractfile(m).read() if m.isfile() else None  # type: ignore[union-attr]
             if data is not None and m.name.endswith(".tar"):
-                data = data[:1024] + bytes([data[1024] ^ 1]) + data[1025:]
+                mid = len(data) // 2  # inside /bin/busybox's bytes
+                data = data[:mid] + bytes([data[mid] ^ 1]) + data[mid + 1:]
             dst.addfile(m, None if data is None else __import__("io").BytesIO(data))
     r = corral("load", "-i", str(tampered), check=False)
     assert r.returncode == 125 and r.stderr.count("\n") == 1
     assert "digest mismatch" in r.stderr and "sha256:" in r.stderr
+    assert corral("images", "-q").stdout == ""
+    # a layer whose tar headers are broken: one line naming the layer
+    broken = tmp_path / "broken.tar"
+    with tarfile.open(good) as src, tarfile.open(broken, "w") as dst:
+        for m in src.getmembers():
+            data = src.extractfile(m).read() if m.isfile() else None  # type: ignore[union-attr]
+            if data is not None and m.name.endswith(".tar"):
+                data = data[:100] + b"garbage" + data[107:]
+            dst.addfile(m, None if data is None else __import__("io").BytesIO(data))
+    r = corral("load", "-i", str(broken), check=False)
+    assert r.returncode == 125 and r.stderr.count("\n") == 1
+    assert "malformed tar archive" in r.stderr and "layer sha256:" in r.stderr
     assert corral("images", "-q").stdout == ""
     assert corral("load", "-i", str(good)).stdout == "Loaded image: busybox:latest\n"

@@ -8,16 +8,16 @@ docker prints. The `image` group also lists the registry commands (pull, push) w
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import json
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from corral.cli import image_list
+from corral.cli.image_list import ago, familiar, human_size
 from corral.config import paths
 from corral.errors import CorralError, InvalidArgument, NotFound
 
@@ -37,183 +37,15 @@ def _service() -> ImageService:
     return ImageService(paths())
 
 
-# -- docker's human units ----------------------------------------------------------------------
-def human_size(size: float) -> str:
-    """docker's units.HumanSize: decimal units, 3 significant digits ("2.14MB")."""
-    units = ("B", "kB", "MB", "GB", "TB", "PB")
-    i = 0
-    while size >= 1000 and i < len(units) - 1:
-        size /= 1000
-        i += 1
-    return f"{size:.3g}{units[i]}"
-
-
-def human_duration(seconds: float) -> str:
-    """docker's units.HumanDuration ("About an hour", "3 weeks")."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    minutes = s // 60
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = round(s / 3600)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{hours // 24 // 365} years"
-
-
-def parse_time(text: str) -> float:
-    """An RFC 3339 timestamp (nanoseconds allowed) as unix time; 0 if unparsable."""
-    if not text:
-        return 0.0
-    base, _, frac = text.rstrip("Z").partition(".")
-    tz = ""
-    for sign in ("+", "-"):
-        if sign in frac:
-            frac, _, rest = frac.partition(sign)
-            tz = sign + rest
-        elif sign in base[10:]:
-            idx = base.rindex(sign)
-            base, tz = base[:idx], base[idx:]
-    try:
-        dt = datetime.fromisoformat(base + (tz or "+00:00"))
-    except ValueError:
-        return 0.0
-    return dt.timestamp() + (float("0." + frac[:6]) if frac.isdigit() else 0.0)
-
-
-def _ago(created: str) -> str:
-    t = parse_time(created)
-    return human_duration(time.time() - t) + " ago" if t else "N/A"
-
-
-def _familiar(name: str) -> tuple[str, str]:
-    from corral.images import reference
-
-    ref = reference.parse(name)
-    return ref.familiar_name(), ref.tag or "<none>"
-
-
 # -- images ------------------------------------------------------------------------------------
-def _row_objects(images: Sequence[Image], digests: bool, no_trunc: bool) -> list[dict[str, str]]:
-    rows = []
-    for im in images:
-        pairs = [_familiar(n) for n in im.names] or [("<none>", "<none>")]
-        for repo, tag in pairs:
-            digest = im.digest if im.digest else "<none>"
-            rows.append({
-                "Containers": "N/A", "CreatedAt": _created_at(im.created),
-                "CreatedSince": _ago(im.created), "Digest": digest,
-                "ID": im.id if no_trunc else im.short_id, "Repository": repo,
-                "SharedSize": "N/A", "Size": human_size(im.size), "Tag": tag,
-                "UniqueSize": "N/A", "VirtualSize": human_size(im.size),
-            })
-    return rows
-
-
-def _created_at(created: str) -> str:
-    t = parse_time(created)
-    if not t:
-        return ""
-    return datetime.fromtimestamp(t).astimezone().strftime("%Y-%m-%d %H:%M:%S %z %Z")
-
-
-def _filter(images: list[Image], filters: Sequence[str], svc: ImageService) -> list[Image]:
-    for f in filters:
-        key, sep, value = f.partition("=")
-        if not sep:
-            raise InvalidArgument(f"bad format of filter (expected name=value): {f}")
-        if key == "dangling":
-            if value.lower() not in ("true", "false", "1", "0"):
-                raise InvalidArgument(f"invalid filter 'dangling={value}'")
-            want = value.lower() in ("true", "1")
-            images = [i for i in images if (not i.names) == want]
-        elif key == "label":
-            k, has_value, v = value.partition("=")
-            images = [i for i in images if k in i.labels and (not has_value or i.labels[k] == v)]
-        elif key == "reference":
-            images = [i for i in images if _reference_match(i, value)]
-        elif key in ("before", "since"):
-            pivot = parse_time(svc.get(value).created)
-            images = [i for i in images
-                      if (parse_time(i.created) < pivot if key == "before" else
-                          parse_time(i.created) > pivot)]
-        else:
-            raise InvalidArgument(f"invalid filter '{key}'")
-    return images
-
-
-def _reference_match(image: Image, pattern: str) -> bool:
-    for name in image.names:
-        repo, tag = _familiar(name)
-        if any(fnmatch.fnmatchcase(c, pattern) for c in (repo, f"{repo}:{tag}", name)):
-            return True
-    return False
-
-
-def _restrict(images: list[Image], repository: str) -> list[Image]:
-    """`docker images busybox` / `busybox:1.36`: only that repository (and tag)."""
-    from corral.images import reference
-
-    ref = reference.parse(repository, default_tag=False)
-    out = []
-    for im in images:
-        names = [n for n in im.names if reference.parse(n).name == ref.name and
-                 (ref.tag is None or reference.parse(n).tag == ref.tag)]
-        if names:
-            out.append(_with_names(im, tuple(names)))
-    return out
-
-
-def _with_names(image: Image, names: tuple[str, ...]) -> Image:
-    from dataclasses import replace
-
-    return replace(image, names=names)
-
-
-@click.command(name="images")
-@click.argument("repository", required=False)
-@click.option("-a", "--all", "all_", is_flag=True, help="Show all images (default hides intermediate images)")
-@click.option("-q", "--quiet", is_flag=True, help="Only show image IDs")
-@click.option("--digests", is_flag=True, help="Show digests")
-@click.option("--no-trunc", is_flag=True, help="Don't truncate output")
-@click.option("-f", "--filter", "filters", multiple=True, help="Filter output based on conditions provided")
-@click.option("--format", "fmt", help="Format output using a Go template or 'json'")
-def images(repository: str | None, all_: bool, quiet: bool, digests: bool, no_trunc: bool,
-           filters: tuple[str, ...], fmt: str | None) -> None:
+@click.command(name="images", add_help_option=False,
+               context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def images(ctx: click.Context) -> None:
     """List images."""
-    from corral.cli.format import output
-
-    svc = _service()
-    found = svc.list()
-    if repository:
-        found = _restrict(found, repository)
-    found = _filter(found, filters, svc)
-    rows = _row_objects(found, digests, no_trunc)
-    if quiet:  # one id per row, repeated for each tag, as docker does
-        if rows:
-            click.echo("\n".join(r["ID"] for r in rows))
-        return
-    header = ["REPOSITORY", "TAG", *(["DIGEST"] if digests else []), "IMAGE ID", "CREATED", "SIZE"]
-    table_rows = [[r["Repository"], r["Tag"], *([r["Digest"]] if digests else []), r["ID"],
-                   r["CreatedSince"], r["Size"]] for r in rows]
-    text = output(fmt, rows, table_rows, header)
-    if text:
-        click.echo(text)
+    code = image_list.main(ctx.args)
+    if code:
+        raise SystemExit(code)
 
 
 # -- inspect / history -------------------------------------------------------------------------
@@ -229,7 +61,7 @@ def inspect_document(svc: ImageService, image: Image) -> dict[str, Any]:
     """`docker image inspect`'s JSON for one image."""
     c = image.config
     config = {**_DOCKER_CONFIG_KEYS, **(c.get("config") or {})}
-    repos = sorted({_familiar(n)[0] for n in image.names})
+    repos = sorted({familiar(n)[0] for n in image.names})
     history = c.get("history") or []
     driver = svc.driver
     graph: dict[str, Any] = {"Name": "overlay2" if driver.name == "overlay" else driver.name,
@@ -241,7 +73,7 @@ def inspect_document(svc: ImageService, image: Image) -> dict[str, Any]:
                                                               for ch in reversed(chains[:-1]))}
     return {
         "Id": image.id,
-        "RepoTags": [":".join(_familiar(n)) for n in image.names],
+        "RepoTags": [":".join(familiar(n)) for n in image.names],
         "RepoDigests": [f"{r}@{image.digest}" for r in repos] if image.digest else [],
         "Parent": "",
         "Comment": (history[-1].get("comment", "") if history else ""),
@@ -316,7 +148,7 @@ def history(name: str, human: bool, quiet: bool, no_trunc: bool, fmt: str | None
         by = e.created_by
         if not no_trunc and len(by) > 45:
             by = by[:44] + "…"
-        obj = {"ID": eid, "CreatedSince": _ago(e.created) if human else e.created,
+        obj = {"ID": eid, "CreatedSince": ago(e.created) if human else e.created,
                "CreatedAt": e.created, "CreatedBy": by,
                "Size": human_size(e.size) if human else str(e.size), "Comment": e.comment}
         objs.append(obj)
@@ -339,7 +171,7 @@ def tag(source: str, target: str) -> None:
 def _print_removal(result: RemoveResult, prefix_case: str = "Title") -> None:
     untag, delete = ("Untagged", "Deleted") if prefix_case == "Title" else ("untagged", "deleted")
     for n in result.untagged:
-        click.echo(f"{untag}: {':'.join(_familiar(n))}")
+        click.echo(f"{untag}: {':'.join(familiar(n))}")
     for d in result.deleted:
         click.echo(f"{delete}: {d}")
 
@@ -453,7 +285,7 @@ def load_archive(svc: ImageService, source: Any) -> list[str]:
 def _loaded(names: Sequence[str], image_id: str) -> list[str]:
     if not names:
         return [f"Loaded image ID: {image_id}"]
-    return [f"Loaded image: {':'.join(_familiar(n))}" for n in names]
+    return [f"Loaded image: {':'.join(familiar(n))}" for n in names]
 
 
 @click.command(name="load")

@@ -8,7 +8,7 @@ form docker prints in tables (`busybox:latest`, `registry:5000/app:v1`).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from corral.errors import InvalidArgument
 
@@ -27,8 +27,7 @@ DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 _ID_PREFIX_RE = re.compile(r"^(?:sha256:)?[0-9a-f]{1,64}$")
 
 
-@dataclass(frozen=True)
-class Reference:
+class Reference(NamedTuple):  # a NamedTuple, not a dataclass: `corral images` imports this
     domain: str
     path: str
     tag: str | None = None

@@ -10,33 +10,42 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import datetime
-import importlib
 import json
 import os
 import sqlite3
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 from corral import db
 from corral.config import Paths
 from corral.errors import Conflict, InvalidArgument, NotFound
-from corral.images import manifest as mf
 from corral.images import reference
 from corral.store import schema
-from corral.store.content import ContentStore
-from corral.store.locks import StoreLocks
-from corral.store.snapshots import Driver, Mount, open_driver
-from corral.store.streams import Reader
+
+if TYPE_CHECKING:
+    from corral.images import manifest as mf
+    from corral.store.content import ContentStore
+    from corral.store.locks import StoreLocks
+    from corral.store.snapshots import Driver, Mount
+    from corral.store.streams import Reader
+
+# Kept light on purpose: `corral images` and `corral run` import this module, so the content
+# store, snapshots, manifests (and dataclasses/tempfile/datetime) are imported where used.
 
 __all__ = ["GCResult", "HistoryEntry", "Image", "ImageService", "Mount", "RemoveResult"]
 
 
-@dataclass(frozen=True)
-class Image:
+def __getattr__(name: str) -> Any:
+    """`Mount` (corral.store.snapshots.Mount) is re-exported lazily."""
+    if name == "Mount":
+        from corral.store.snapshots import Mount
+
+        return Mount
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class Image(NamedTuple):
     id: str  # "sha256:<config digest>"
     names: tuple[str, ...]  # full references: "docker.io/library/busybox:latest"
     config: Mapping[str, Any]  # the OCI image config JSON
@@ -44,7 +53,7 @@ class Image:
     created: str
     size: int  # bytes of file content in its layers
     digest: str = ""  # the manifest this store holds for it
-    manifest_media_type: str = mf.OCI_MANIFEST
+    manifest_media_type: str = "application/vnd.oci.image.manifest.v1+json"
     added: float = 0.0  # when it arrived in this store (unix time)
 
     @property
@@ -53,15 +62,17 @@ class Image:
 
     @property
     def chain_ids(self) -> tuple[str, ...]:
-        return mf.chain_ids(self.layers)
+        from corral.images.manifest import chain_ids
+
+        return chain_ids(self.layers)
 
     @property
     def labels(self) -> Mapping[str, str]:
-        return (self.config.get("config") or {}).get("Labels") or {}
+        labels: Mapping[str, str] = (self.config.get("config") or {}).get("Labels") or {}
+        return labels
 
 
-@dataclass(frozen=True)
-class HistoryEntry:
+class HistoryEntry(NamedTuple):
     id: str  # the image id for the top entry, "<missing>" below (as docker)
     created: str
     created_by: str
@@ -70,21 +81,29 @@ class HistoryEntry:
     empty_layer: bool
 
 
-@dataclass
 class GCResult:
-    blobs: list[str] = field(default_factory=list)
-    snapshots: list[str] = field(default_factory=list)
-    reclaimed: int = 0
+    def __init__(self) -> None:
+        self.blobs: list[str] = []
+        self.snapshots: list[str] = []
+        self.reclaimed = 0
 
 
-@dataclass
 class RemoveResult:
-    untagged: list[str] = field(default_factory=list)  # full names
-    deleted: list[str] = field(default_factory=list)  # image id, then the layers collected
-    reclaimed: int = 0
+    def __init__(self) -> None:
+        self.untagged: list[str] = []  # full names
+        self.deleted: list[str] = []  # image id, then the layers collected
+        self.reclaimed = 0
+
+
+def _now() -> float:
+    import time
+
+    return time.time()
 
 
 def now_rfc3339() -> str:
+    import datetime
+
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -92,15 +111,33 @@ class ImageService:
     def __init__(self, paths: Paths) -> None:
         self.paths = paths
         self.storage = paths.root / "storage"
-        self.content = ContentStore(self.storage)
-        self.locks = StoreLocks(self.storage)
+        self._content: ContentStore | None = None
+        self._locks: StoreLocks | None = None
         self._driver: Driver | None = None
         self._conn: sqlite3.Connection | None = None
 
     # -- plumbing ------------------------------------------------------------------------
     @property
+    def content(self) -> ContentStore:
+        if self._content is None:
+            from corral.store.content import ContentStore
+
+            self._content = ContentStore(self.storage)
+        return self._content
+
+    @property
+    def locks(self) -> StoreLocks:
+        if self._locks is None:
+            from corral.store.locks import StoreLocks
+
+            self._locks = StoreLocks(self.storage)
+        return self._locks
+
+    @property
     def driver(self) -> Driver:
         if self._driver is None:
+            from corral.store.snapshots import open_driver
+
             self._driver = open_driver(self.storage)
         return self._driver
 
@@ -141,7 +178,8 @@ class ImageService:
     def _image(r: sqlite3.Row) -> Image:
         config = json.loads(r["config"])
         names = tuple(r["names"].split("\n")) if r["names"] else ()
-        return Image(r["id"], names, config, mf.diff_ids(config), r["created"], r["size"],
+        diff_ids = tuple(config.get("rootfs", {}).get("diff_ids", ()))
+        return Image(r["id"], names, config, diff_ids, r["created"], r["size"],
                      r["digest"], r["manifest_media_type"], r["added"])
 
     def list(self) -> list[Image]:
@@ -187,6 +225,8 @@ class ImageService:
             "SELECT * FROM image_layers WHERE image_id = ? ORDER BY position", (image.id,)).fetchall()
 
     def manifest(self, image: Image) -> mf.Manifest:
+        from corral.images import manifest as mf
+
         return mf.parse_manifest(self.content.read(image.digest), image.manifest_media_type)
 
     def history(self, image: Image) -> builtins.list[HistoryEntry]:
@@ -216,8 +256,8 @@ class ImageService:
                      manifest: mf.Manifest, chain_ids: Sequence[str], names: Sequence[str]) -> None:
         """Make an image visible: its blobs and snapshots are in place (LocalDestination)."""
         size = sum(self.driver.info(c).size for c in chain_ids)
-        diff_ids = mf.diff_ids(config)
-        now = datetime.datetime.now(datetime.UTC).timestamp()
+        diff_ids = config["rootfs"]["diff_ids"]
+        now = _now()
         full_names = [str(reference.parse(n)) for n in names]
         with self._transaction() as conn:
             cur = conn.execute(
@@ -248,11 +288,13 @@ class ImageService:
         if ref.digest:
             raise InvalidArgument(f"refusing to create a tag with a digest reference: {target}")
         with self._transaction() as conn:
-            self._set_name(conn, str(ref), image.id, datetime.datetime.now(datetime.UTC).timestamp())
+            self._set_name(conn, str(ref), image.id, _now())
         return str(ref)
 
     def _users(self) -> Mapping[str, Sequence[str]]:
         """image id -> ids of containers using it, from the containers area if it is present."""
+        import importlib
+
         try:
             module = importlib.import_module("corral.containers.usage")
         except ImportError:
@@ -367,6 +409,7 @@ class ImageService:
                         layer: tuple[Path, str] | None, names: Sequence[str] = ()) -> Image:
         """Store an image whose layers are `parent`'s plus `layer` (a plain tar file and its
         digest); `config` is the full image config except rootfs, which is filled in here."""
+        from corral.images import manifest as mf
         from corral.images.copy import copy
         from corral.images.transports.files import FilesSource
         from corral.images.transports.local import LocalDestination
@@ -398,6 +441,7 @@ class ImageService:
     def import_tar(self, stream: Reader, *, changes: Mapping[str, Any] | None = None,
                    message: str = "", source: str = "-", names: Sequence[str] = ()) -> Image:
         """`docker import`: a rootfs tarball (plain or compressed) becomes a one-layer image."""
+        from corral.images.manifest import host_platform
         from corral.store.streams import PeekReader, decompress, detect_compression
 
         peek = PeekReader(stream)
@@ -407,7 +451,7 @@ class ImageService:
                 digest = _copy_hashing(plain, f)
             now = now_rfc3339()
             config: dict[str, Any] = {
-                "architecture": mf.host_platform().architecture, "os": "linux", "created": now,
+                "architecture": host_platform().architecture, "os": "linux", "created": now,
                 "config": dict(changes or {}),
                 "history": [{"created": now, "comment": message or f"Imported from {source}"}],
             }
@@ -417,11 +461,12 @@ class ImageService:
                message: str = "", author: str = "", tags: Sequence[str] = ()) -> Image:
         """A new image: `parent` plus a layer made from the overlay upper dir `upper`;
         `config` is the new image's runtime config (Env, Cmd, Entrypoint, ...)."""
+        from corral.images.manifest import host_platform
         from corral.store.pack import pack_dir
 
         now = now_rfc3339()
         base: dict[str, Any] = dict(parent.config) if parent else {
-            "architecture": mf.host_platform().architecture, "os": "linux"}
+            "architecture": host_platform().architecture, "os": "linux"}
         history = [*base.get("history", []),
                    {k: v for k, v in (("created", now), ("author", author),
                                       ("comment", message)) if v}]
@@ -437,6 +482,8 @@ class ImageService:
 
     @contextlib.contextmanager
     def _temp_file(self, prefix: str) -> Iterator[Path]:
+        import tempfile
+
         self.content.ingest_dir.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=self.content.ingest_dir, prefix=prefix)
         os.close(fd)
@@ -468,5 +515,7 @@ def _copy_hashing(src: Reader, dst: IO[bytes] | None) -> str:
 
 
 def _to_oci_layer(d: mf.Descriptor) -> mf.Descriptor:
+    from corral.images import manifest as mf
+
     m = mf.convert_manifest(mf.Manifest(mf.DOCKER_MANIFEST, d, (d,)), mf.OCI_MANIFEST)
     return m.layers[0]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from corral.errors import InvalidArgument
 from corral.images import manifest as mf
 from corral.images.transports.base import ImageDestination, ImageSource
-from corral.store.content import VerifyingReader
+from corral.store.content import DigestMismatch, VerifyingReader
 from corral.store.streams import Reader, TeeReader, decompress
 
 if TYPE_CHECKING:
@@ -83,6 +83,10 @@ class LocalDestination(ImageDestination):
 
             try:
                 self.service.driver.unpack(chain, parent, diff, hashed, finish)
+            except DigestMismatch:
+                raise  # names the blob already
+            except InvalidArgument as e:  # a malformed or unsafe tar: say which layer
+                raise type(e)(f"layer {desc.digest}: {e}") from None
             finally:
                 hashed.close()
 
