@@ -344,7 +344,10 @@ class Podman:
         conf.write_text('[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n'
                         '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n')
         self.env = {**os.environ, "CONTAINERS_CONF": str(conf)}
-        self.base = ["podman", "--root", str(root / "root"), "--runroot", str(root / "run"),
+        import tempfile
+
+        self.runroot = Path(tempfile.mkdtemp(prefix="corral-pod-"))  # podman wants <= 50 chars
+        self.base = ["podman", "--root", str(root / "root"), "--runroot", str(self.runroot),
                      "--storage-driver", "vfs", "--runtime", "runc"]
 
     def __call__(self, *args: str, input: bytes | None = None) -> str:
@@ -355,6 +358,7 @@ class Podman:
 
     def reset(self) -> None:
         subprocess.run([*self.base, "system", "reset", "-f"], env=self.env, capture_output=True, timeout=120)
+        shutil.rmtree(self.runroot, ignore_errors=True)
 
 
 def skopeo(*args: str) -> str:

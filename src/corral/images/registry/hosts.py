@@ -20,7 +20,7 @@ import os
 import ssl
 import tomllib
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from corral.errors import InvalidArgument
@@ -38,7 +38,12 @@ class HostConfig:
     name: str  # as references and auth files spell it: "docker.io", "localhost:5000"
     api_host: str  # host[:port] the HTTP requests go to
     insecure: bool  # certificate not verified; plain HTTP allowed when TLS fails
-    ssl_context: ssl.SSLContext
+    cert_dir: Path | None = None
+
+    @cached_property
+    def ssl_context(self) -> ssl.SSLContext:
+        """Made on first use (loading the system CAs costs ~20 ms; a plain-HTTP pull skips it)."""
+        return _ssl_context(self.name, self.insecure, self.cert_dir)
 
 
 def api_host(registry: str) -> str:
@@ -55,7 +60,7 @@ def host_config(
         name=registry,
         api_host=api_host(registry),
         insecure=insecure,
-        ssl_context=_ssl_context(registry, insecure, cert_dir),
+        cert_dir=cert_dir,
     )
 
 
@@ -105,10 +110,12 @@ def _cert_dirs(registry: str, cert_dir: Path | None) -> list[Path]:
 
 
 def _ssl_context(registry: str, insecure: bool, cert_dir: Path | None) -> ssl.SSLContext:
-    ctx = ssl.create_default_context()
-    if insecure:
+    if insecure:  # nothing is verified: skip loading the system's CAs
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
+    else:
+        ctx = ssl.create_default_context()
     for directory in _cert_dirs(registry, cert_dir):
         if not directory.is_dir():
             continue
