@@ -46,7 +46,7 @@ class Command(NamedTuple):
             lines += ["", "Options:"]
             for f in self.flags:
                 short = f"-{f.short}, " if f.short else "    "
-                value = "" if f.kind == "bool" else f" {f.metavar or f.kind}"
+                value = "" if f.kind == "bool" else f" {f.metavar or ('string' if f.kind == 'str' else f.kind)}"
                 lines.append(f"  {short}--{f.long}{value}".ljust(34) + f"  {f.help}")
         return "\n".join(lines)
 
@@ -118,3 +118,32 @@ def parse(cmd: Command, argv: Sequence[str]) -> tuple[dict[str, Any], list[str]]
 
 class HelpRequested(Exception):
     """`--help`: print the text and exit 0."""
+
+
+def execute(cmd: Command, argv: Sequence[str], prog: str) -> int:
+    """Parse and run one command: its exit code; errors are one line on stderr (docker's codes)."""
+    import contextlib
+    import sys
+
+    from corral.errors import CorralError, exit_code
+
+    try:
+        values, args = parse(cmd, argv)
+        return cmd.run(values, args)
+    except HelpRequested as h:
+        with contextlib.suppress(BrokenPipeError):
+            print(h.args[0], flush=True)
+        return 0
+    except UsageError as e:
+        print(f"Error: {e} (see 'corral {prog} --help')", file=sys.stderr)
+        return 125
+    except CorralError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return exit_code(e)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except OSError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return 125

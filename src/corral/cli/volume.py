@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from corral.cli.flags import Command, Flag, HelpRequested, UsageError, parse
+from corral.cli.flags import Command, Flag, execute
 from corral.errors import CorralError, exit_code
 
 
@@ -124,18 +124,7 @@ def dispatch(argv: Sequence[str]) -> int:
     if cmd is None:
         print(f"Error: unknown command \"{argv[0]}\" for \"corral volume\"", file=sys.stderr)
         return 125
-    try:
-        values, args = parse(cmd, argv[1:])
-        return cmd.run(values, args)
-    except HelpRequested as h:
-        print(h.args[0])
-        return 0
-    except UsageError as e:
-        print(f"Error: {e} (see 'corral {cmd.usage.split(' [')[0]} --help')", file=sys.stderr)
-        return 125
-    except CorralError as e:
-        print(f"Error: {e}", file=sys.stderr)
-        return exit_code(e)
+    return execute(cmd, argv[1:], cmd.usage.split(" [")[0])
 
 
 def __getattr__(attr: str) -> Any:
