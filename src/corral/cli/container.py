@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from corral.cli.flags import Command, Flag, HelpRequested, UsageError, parse
+from corral.cli.flags import Command, Flag, execute
 from corral.errors import CorralError, InvalidArgument, exit_code
 
 if TYPE_CHECKING:
@@ -669,23 +669,7 @@ def dispatch(argv: Sequence[str]) -> int:
     if cmd is None:
         print(f"Error: unknown command \"{name}\" for \"corral container\"", file=sys.stderr)
         return 125
-    try:
-        values, args = parse(cmd, rest)
-        return cmd.run(values, args)
-    except HelpRequested as h:
-        print(h.args[0])
-        return 0
-    except UsageError as e:
-        print(f"Error: {e} (see 'corral {cmd.name} --help')", file=sys.stderr)
-        return 125
-    except CorralError as e:
-        print(f"Error: {e}", file=sys.stderr)
-        return exit_code(e)
-    except KeyboardInterrupt:
-        return 130
-    except OSError as e:
-        print(f"Error: {e}", file=sys.stderr)
-        return 125
+    return execute(cmd, rest, cmd.name)
 
 
 def _container_help() -> str:
@@ -705,7 +689,7 @@ def __getattr__(attr: str) -> Any:
     name = attr.removesuffix("_command")
     import click
 
-    help_text = _container_help() if name == "container" else COMMANDS[name].help
+    help_text = "Manage containers" if name == "container" else COMMANDS[name].help
 
     def callback(args: tuple[str, ...]) -> None:
         sys.exit(dispatch([name, *args]))
