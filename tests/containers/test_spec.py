@@ -95,3 +95,24 @@ def test_labels_cidfile_and_ps_filters(corral: Corral, name: str, tmp_path: os.P
     again = corral("create", "--cidfile", cidfile, "busybox", "true", check=False)
     assert again.returncode == 125 and cidfile in again.stderr
     corral("rm", name)
+
+
+def test_device_and_stop_signal(corral: Corral, name: str) -> None:
+    assert sh(corral, "--device", "/dev/fuse", "test -c /dev/fuse && echo present") == "present"
+    assert sh(corral, "test -e /dev/fuse || echo absent") == "absent"
+    corral("run", "-d", "--name", name, "--stop-signal", "USR1", "busybox", "sh", "-c",
+           "trap 'exit 9' USR1; while true; do sleep 0.1; done")
+    corral.wait_status(name, "running")
+    corral("stop", name)
+    assert corral.inspect(name, "{{.State.ExitCode}} {{.Config.StopSignal}}") == "9 USR1"
+    corral("rm", name)
+
+
+def test_container_prune(corral: Corral, name: str) -> None:
+    corral("create", "--name", f"{name}-created", "busybox", "true")
+    corral("run", "--name", f"{name}-exited", "busybox", "true")
+    corral("run", "-d", "--name", f"{name}-running", "busybox", "sleep", "60")
+    out = corral.out("container", "prune", "-f")
+    assert "Deleted Containers" in out
+    assert corral.out("ps", "-a", "--format", "{{.Names}}") == f"{name}-running"
+    corral("rm", "-f", f"{name}-running")
