@@ -293,9 +293,11 @@ def _layer_tar(rootfs: Path, marker: str) -> bytes:
     return buf.getvalue()
 
 
-def make_oci_layout(dest: Path, rootfs: Path, arches: tuple[str, ...] = ("amd64",)) -> Path:
+def make_oci_layout(dest: Path, rootfs: Path, arches: tuple[str, ...] = ("amd64",), *,
+                    salt: str = "") -> Path:
     """An OCI layout (gzip layers) whose index has one image per arch; each image's
-    /etc/corral-marker says `marker-<arch>`. skopeo copies it to a registry."""
+    /etc/corral-marker says `marker-<arch><salt>` (a salt makes blobs no other test shares).
+    skopeo copies it to a registry."""
     import gzip
     import hashlib
 
@@ -309,7 +311,7 @@ def make_oci_layout(dest: Path, rootfs: Path, arches: tuple[str, ...] = ("amd64"
 
     entries = []
     for arch in arches:
-        tar = _layer_tar(rootfs, f"marker-{arch}")
+        tar = _layer_tar(rootfs, f"marker-{arch}{salt}")
         config = json.dumps({"architecture": arch, "os": "linux",
                              "config": {"Cmd": ["sh"], "Env": ["PATH=/usr/bin:/bin"]},
                              "rootfs": {"type": "layers",

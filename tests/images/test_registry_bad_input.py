@@ -1,0 +1,132 @@
+"""`corral pull` when things go wrong: one clear line, exit 125, no half image, the next pull works."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from corral.images.registry.client import RegistryClient
+from corral.images.registry.hosts import host_config
+from corral.images.service import ImageService
+from tests.conftest import corral_bin
+from tests.images.conftest import corral
+from tests.images.registry_fixtures import Proxy, Registry, make_oci_layout, skopeo
+
+
+def _push_unique(registry: Registry, rootfs: Path, tmp_path: Path, repo: str) -> str:
+    """An image no other test shares a blob with; returns its reference."""
+    layout = make_oci_layout(tmp_path / "layout", rootfs, salt=os.urandom(8).hex())
+    ref = f"{registry.host}/{repo}:latest"
+    skopeo("copy", "--dest-tls-verify=false", f"oci:{layout}:latest", f"docker://{ref}")
+    return ref
+
+
+def _layer_path(registry: Registry, service_ref: str) -> Path:
+    """The registry's storage file of the image's (only) layer."""
+    raw = skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{service_ref}")
+    digest = json.loads(raw)["layers"][0]["digest"].split(":")[1]
+    return registry.root / "docker/registry/v2/blobs/sha256" / digest[:2] / digest / "data"
+
+
+def _fails(*args: str) -> str:
+    result = corral(*args, check=False)
+    assert result.returncode == 125, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def _listed() -> list[str]:
+    return corral("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "truncate"])
+def test_a_bad_blob_is_refused_and_nothing_is_listed(
+        registry: Registry, service: ImageService, busybox_rootfs: Path, tmp_path: Path, damage: str) -> None:
+    ref = _push_unique(registry, busybox_rootfs, tmp_path, f"bad/{damage}")
+    path = _layer_path(registry, ref)
+    good = path.read_bytes()
+    path.write_bytes(b"\0" * len(good) if damage == "corrupt" else good[: len(good) // 2])
+    line = _fails("pull", "-q", ref)
+    assert re.search("digest mismatch|corrupt layer data" if damage == "corrupt" else "truncated", line)
+    assert _listed() == []
+    path.write_bytes(good)
+    corral("pull", "-q", ref)
+    assert _listed() == [ref]
+
+
+def _push_raw(registry: Registry, repo: str, config: bytes, layer: bytes, layer_type: str) -> str:
+    client = RegistryClient(host_config(registry.host))
+    digests = []
+    for blob in (config, layer):
+        digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+        client.upload_blob(repo, digest, len(blob), lambda b=blob: io.BytesIO(b))  # type: ignore[misc]
+        digests.append(digest)
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digests[0], "size": len(config)},
+        "layers": [{"mediaType": layer_type, "digest": digests[1], "size": len(layer)}]}).encode()
+    client.put_manifest(repo, "latest", manifest, "application/vnd.oci.image.manifest.v1+json")
+    return f"{registry.host}/{repo}:latest"
+
+
+def test_unknown_media_type_and_malformed_config(registry: Registry, service: ImageService) -> None:
+    layer = os.urandom(64)
+    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {
+        "type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]}}).encode()
+    helm = _push_raw(registry, "bad/mediatype", config, layer, "application/vnd.cncf.helm.chart.content.v1.tar+gzip")
+    assert "unsupported layer media type 'application/vnd.cncf.helm.chart.content.v1.tar+gzip'" in _fails("pull", helm)
+    no_rootfs = _push_raw(registry, "bad/config", b'{"name": "chart"}', layer, "application/vnd.oci.image.layer.v1.tar")
+    assert "malformed image config" in _fails("pull", no_rootfs)
+    assert _listed() == []
+
+
+def test_unknown_image_is_dockers_message(registry: Registry, service: ImageService) -> None:
+    line = _fails("pull", f"{registry.host}/no/such:thing")
+    assert line == f"Error: manifest for {registry.host}/no/such:thing not found: manifest unknown: manifest unknown"
+
+
+def test_dropped_connections(registry: Registry, service: ImageService, busybox_rootfs: Path, tmp_path: Path) -> None:
+    ref = _push_unique(registry, busybox_rootfs, tmp_path, "bad/drop")
+    path = ref.split("/", 1)[1]
+    flaky = Proxy(registry.host, after=300_000, cuts=1)
+    dead = Proxy(registry.host, after=20_000, cuts=10_000)  # resuming gains too little
+    try:
+        line = _fails("pull", "-q", f"{dead.host}/{path}")
+        assert "connection dropped" in line
+        assert _listed() == []
+        corral("pull", "-q", f"{flaky.host}/{path}")  # one drop: resumed with a Range request
+        assert flaky.cuts == 0
+        assert _listed() == [f"{flaky.host}/{path}"]
+    finally:
+        flaky.close()
+        dead.close()
+
+
+def test_sigkill_in_the_middle_of_a_pull(registry: Registry, service: ImageService, busybox_rootfs: Path,
+                                         tmp_path: Path) -> None:
+    ref = _push_unique(registry, busybox_rootfs, tmp_path, "bad/kill")
+    slow = Proxy(registry.host, delay=0.05)
+    try:
+        proc = subprocess.Popen([corral_bin("corral"), "pull", "-q", f"{slow.host}/{ref.split('/', 1)[1]}"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while slow.forwarded < 300_000 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert proc.poll() is None, "the pull ended before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        slow.close()
+    assert _listed() == []
+    corral("pull", "-q", ref)
+    assert _listed() == [ref]
