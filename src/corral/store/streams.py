@@ -7,6 +7,7 @@ zlib's speed), zstd the `zstandard` package; both are imported only when a layer
 
 from __future__ import annotations
 
+import contextlib
 import io
 from typing import IO, Any, Protocol, cast
 
@@ -55,6 +56,76 @@ class TeeReader:
 
     def close(self) -> None:
         """The stream it reads belongs to the caller."""
+
+
+class ReadAhead:
+    """Reads `raw` on a thread, a few chunks ahead of the consumer.
+
+    Pulling a layer is network + blob hash + tee write on one side and decompression + tar +
+    file writes + diff-id hash on the other; all of these release the GIL, so two threads keep
+    both cores busy. (gzip gets the same from isal's igzip_threaded, which reads on its own
+    thread.) Errors raised by `raw` (a digest mismatch at EOF) reach the consumer's read().
+    """
+
+    def __init__(self, raw: Reader, chunk: int = 1 << 20, depth: int = 4) -> None:
+        import queue
+        import threading
+
+        self.raw = raw
+        self.chunk = chunk
+        self.queue: queue.Queue[bytes | BaseException] = queue.Queue(depth)
+        self.buf = b""
+        self.pos = 0
+        self.eof = False
+        self.stopping = False
+        self.thread = threading.Thread(target=self._run, name="read-ahead", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self.stopping:
+                data = self.raw.read(self.chunk)
+                self.queue.put(data)
+                if not data:
+                    return
+        except BaseException as e:  # handed to the consumer
+            self.queue.put(e)
+
+    def read(self, n: int = -1) -> bytes:
+        if n < 0:
+            return b"".join(iter(lambda: self.read(1 << 20), b""))
+        if self.pos >= len(self.buf):
+            if self.eof:
+                return b""
+            item = self.queue.get()
+            if isinstance(item, BaseException):
+                self.eof = True
+                raise item
+            if not item:
+                self.eof = True
+                return b""
+            self.buf, self.pos = item, 0
+        if self.pos == 0 and n >= len(self.buf):
+            self.pos = len(self.buf)
+            return self.buf
+        data = self.buf[self.pos:self.pos + n]
+        self.pos += len(data)
+        return data
+
+    def drain(self) -> None:
+        while self.read(1 << 20):
+            pass
+
+    def close(self) -> None:
+        """Stop the thread (it may be blocked on a full queue: empty it)."""
+        import queue
+
+        self.stopping = True
+        for _ in range(100):  # a thread stuck in a read of a dead peer is a daemon: let it be
+            if not self.thread.is_alive():
+                return
+            with contextlib.suppress(queue.Empty):
+                self.queue.get(timeout=0.05)
 
 
 class PeekReader:

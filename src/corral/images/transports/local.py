@@ -16,7 +16,7 @@ from corral.errors import InvalidArgument
 from corral.images import manifest as mf
 from corral.images.transports.base import ImageDestination, ImageSource
 from corral.store.content import DigestMismatch, VerifyingReader
-from corral.store.streams import Reader, TeeReader, decompress
+from corral.store.streams import ReadAhead, Reader, TeeReader, decompress
 
 if TYPE_CHECKING:
     from corral.images.service import Image, ImageService
@@ -71,13 +71,18 @@ class LocalDestination(ImageDestination):
         chain = self.chain_ids[layer_index]
         parent = self.chain_ids[layer_index - 1] if layer_index else None
         diff = self.diff_ids[layer_index]
+        compression = mf.compression_of(desc.media_type)
         with content.ingest(desc.digest, desc.size) as ingest:
             tee = TeeReader(stream, ingest)
-            plain = decompress(tee, mf.compression_of(desc.media_type))
+            # gzip: isal's igzip_threaded already reads on a thread of its own
+            ahead = ReadAhead(tee) if compression != "gzip" else None
+            plain = decompress(ahead or tee, compression)
             hashed = VerifyingReader(plain, diff, None, f"layer {desc.digest}: uncompressed content")
 
             def finish() -> None:
                 hashed.drain()  # the rest of the tar (padding) and the diff id check
+                if ahead is not None:
+                    ahead.drain()  # to EOF: its thread is done with `tee` after this
                 tee.drain()  # the rest of the blob; the outer VerifyingReader checks its digest
                 ingest.commit()
 
@@ -89,6 +94,8 @@ class LocalDestination(ImageDestination):
                 raise type(e)(f"layer {desc.digest}: {e}") from None
             finally:
                 hashed.close()
+                if ahead is not None:
+                    ahead.close()
 
     def put_manifest(self, raw: bytes, media_type: str, *, names: Sequence[str] = ()) -> None:
         if self.manifest is None:
