@@ -297,42 +297,15 @@ def _prune(v: dict[str, Any], args: list[str]) -> int:
 # -- ps / inspect ----------------------------------------------------------------------------------
 
 
-def _human_duration(seconds: float) -> str:
-    """docker's units.HumanDuration."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    minutes = s // 60
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = round(s / 3600)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{hours // 24 // 365} years"
-
-
 def status_text(rec: Record, observed: Observed, now: float) -> str:
+    from corral.cli.format import human_duration
     from corral.containers.state import Status
 
     if observed.status is Status.CREATED:
         return "Created"
     if observed.status is Status.EXITED:
-        return f"Exited ({observed.exit_code}) {_human_duration(now - (observed.finished_at or now))} ago"
-    up = f"Up {_human_duration(now - rec.started_at)}"
+        return f"Exited ({observed.exit_code}) {human_duration(now - (observed.finished_at or now))} ago"
+    up = f"Up {human_duration(now - rec.started_at)}"
     return f"{up} (Paused)" if observed.status is Status.PAUSED else up
 
 
@@ -341,6 +314,8 @@ def _command_of(rec: Record) -> str:
 
 
 def _ps_row(rec: Record, observed: Observed, now: float, trunc: bool) -> dict[str, Any]:
+    from corral.cli.format import human_duration
+
     command = _command_of(rec)
     if trunc and len(command) > 20:
         command = command[:19] + "…"
@@ -349,7 +324,7 @@ def _ps_row(rec: Record, observed: Observed, now: float, trunc: bool) -> dict[st
         "Image": rec.image_name,
         "Command": f'"{command}"',
         "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S %z %Z", time.localtime(rec.created)),
-        "RunningFor": f"{_human_duration(now - rec.created)} ago",
+        "RunningFor": f"{human_duration(now - rec.created)} ago",
         "Status": status_text(rec, observed, now),
         "State": observed.status.value,
         "Ports": "",

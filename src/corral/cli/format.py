@@ -102,3 +102,41 @@ def output(template: str | None, objects: Sequence[Any], default_rows: Sequence[
             return table(rows[1:], rows[0])
         return "\n".join([header_for(body), *lines])
     return "\n".join(render(template, o) for o in objects)
+
+
+def human_duration(seconds: float) -> str:
+    """docker's units.HumanDuration ("Less than a second", "About an hour", "3 weeks")."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    minutes = s // 60
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = round(s / 3600)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{hours // 24 // 365} years"
+
+
+def human_size(size: float) -> str:
+    """docker's units.HumanSize: decimal units, 3 significant digits ("2.14MB")."""
+    units = ("B", "kB", "MB", "GB", "TB", "PB")
+    i = 0
+    while size >= 1000 and i < len(units) - 1:
+        size /= 1000
+        i += 1
+    return f"{size:.3g}{units[i]}"

@@ -111,15 +111,9 @@ def _size(n: float) -> str:
     return f"{n}B"
 
 
-def _dsize(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.3g}{unit}"
-        n /= 1000
-    return f"{n}B"
-
-
 def row(rec: Record, before: Mapping[str, Any], after: Mapping[str, Any], trunc: bool) -> dict[str, str]:
+    from corral.cli.format import human_size
+
     elapsed = max(after["time"] - before["time"], 1e-9)
     cpu = (after["cpu"] - before["cpu"]) / (elapsed * 1e9) * 100
     return {
@@ -129,8 +123,8 @@ def row(rec: Record, before: Mapping[str, Any], after: Mapping[str, Any], trunc:
         "CPUPerc": f"{cpu:.2f}%",
         "MemUsage": f"{_size(after['memory'])} / {_size(after['limit'])}",
         "MemPerc": f"{after['memory'] / after['limit'] * 100:.2f}%",
-        "NetIO": f"{_dsize(after['net'][0])} / {_dsize(after['net'][1])}",
-        "BlockIO": f"{_dsize(after['block'][0])} / {_dsize(after['block'][1])}",
+        "NetIO": f"{human_size(after['net'][0])} / {human_size(after['net'][1])}",
+        "BlockIO": f"{human_size(after['block'][0])} / {human_size(after['block'][1])}",
         "PIDs": str(after["pids"]),
     }
 
