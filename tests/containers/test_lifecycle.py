@@ -192,6 +192,11 @@ def test_tty_detach_keys_and_attach(corral: Corral, name: str) -> None:
     os.close(fd)
     assert corral.inspect(name, "{{.State.Status}}") == "running"
 
+    pid, fd = _pty_run(corral, "exec", "-it", name, "sh", "-c", "tty; exit 5")
+    assert b"/dev/pts/" in _read(fd, b"/dev/pts/")
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 5
+    os.close(fd)
+
     pid, fd = _pty_run(corral, "attach", name)
     time.sleep(0.3)
     os.write(fd, b"echo attached-$((40+2)); sleep 0.3; exit 4\n")
