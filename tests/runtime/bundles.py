@@ -11,17 +11,20 @@ from __future__ import annotations
 import contextlib
 import copy
 import fcntl
+import hashlib
 import json
 import os
 import pty
 import select
 import shutil
+import signal
 import socket
 import subprocess
+import tarfile
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +37,9 @@ from tests.conftest import corral_bin
 RUNTIMES = ("corral-runtime", "crun", "runc")
 
 RUN_TIMEOUT = 60
+
+# The environment images get (`ctr run --rootfs` containers get none at all).
+PATH_ENV = "PATH=/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def runtime_binary(name: str) -> str:
@@ -253,6 +259,58 @@ def has_exited(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return True
     return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+def docker_archive(rootfs: Path, dest: Path, tag: str) -> Path:
+    """A one-layer docker-archive of `rootfs`, as `docker save` writes it."""
+    staging = dest.parent / "archive"
+    staging.mkdir()
+    layer = staging / "layer.tar"
+    with tarfile.open(layer, "w") as tar:
+        tar.add(rootfs, arcname=".")
+    diff_id = "sha256:" + hashlib.sha256(layer.read_bytes()).hexdigest()
+    config = {"architecture": "amd64", "os": "linux",
+              "config": {"Env": [PATH_ENV], "Cmd": ["sh"]},
+              "rootfs": {"type": "layers", "diff_ids": [diff_id]}, "history": [{}]}
+    config_bytes = json.dumps(config).encode()
+    config_name = hashlib.sha256(config_bytes).hexdigest() + ".json"
+    (staging / config_name).write_bytes(config_bytes)
+    manifest = [{"Config": config_name, "RepoTags": [tag], "Layers": ["layer.tar"]}]
+    (staging / "manifest.json").write_text(json.dumps(manifest))
+    with tarfile.open(dest, "w") as tar:
+        for name in ("manifest.json", config_name, "layer.tar"):
+            tar.add(staging / name, arcname=name)
+    shutil.rmtree(staging)
+    return dest
+
+
+@contextlib.contextmanager
+def private_daemon(argv: list[str], log: Path, ready: Callable[[], bool]) -> Iterator[None]:
+    """Run a daemon (containerd, dockerd) for the session: wait until `ready()`, and stop it with
+    SIGTERM (SIGKILL after 20 s) at the end. Its output goes to `log`, shown if it dies early."""
+    with open(log, "w") as out:
+        daemon = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while not ready():
+            assert daemon.poll() is None, f"{argv[0]} exited: {log.read_text()}"
+            assert time.monotonic() < deadline, f"{argv[0]} did not come up: {log.read_text()}"
+            time.sleep(0.05)
+        yield
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            daemon.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+
+
+def remove_parent_cgroups(name: str) -> None:
+    """rmdir /sys/fs/cgroup/*/<name> (a daemon's parent cgroup): fails if a container's cgroup
+    was left below it."""
+    for parent in Path("/sys/fs/cgroup").glob(f"*/{name}"):
+        parent.rmdir()
 
 
 def hugetlb_as_v1() -> None:

@@ -8,11 +8,8 @@ the test, then with corral-runtime.
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
-import signal
 import subprocess
-import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
@@ -21,11 +18,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.runtime.bundles import hugetlb_as_v1, on_a_terminal, read_pty, runtime_binary, unique
+from tests.runtime.bundles import (
+    PATH_ENV,
+    docker_archive,
+    hugetlb_as_v1,
+    on_a_terminal,
+    private_daemon,
+    read_pty,
+    remove_parent_cgroups,
+    runtime_binary,
+    unique,
+)
 
 IMAGE = "localhost/corral-busybox:ctr"
 CTR_TIMEOUT = 120
-PATH_ENV = "PATH=/usr/sbin:/usr/bin:/sbin:/bin"  # `--rootfs` containers get no image env
 
 CONFIG = """\
 version = 2
@@ -75,29 +81,6 @@ class Ctr:
         return ["--runc-binary", runtime_binary(self.runtime)]
 
 
-def docker_archive(rootfs: Path, dest: Path, tag: str) -> Path:
-    """A one-layer docker-archive of `rootfs`, as `docker save` writes it."""
-    staging = dest.parent / "archive"
-    staging.mkdir()
-    layer = staging / "layer.tar"
-    with tarfile.open(layer, "w") as tar:
-        tar.add(rootfs, arcname=".")
-    diff_id = "sha256:" + hashlib.sha256(layer.read_bytes()).hexdigest()
-    config = {"architecture": "amd64", "os": "linux",
-              "config": {"Env": [PATH_ENV], "Cmd": ["sh"]},
-              "rootfs": {"type": "layers", "diff_ids": [diff_id]}, "history": [{}]}
-    config_bytes = json.dumps(config).encode()
-    config_name = hashlib.sha256(config_bytes).hexdigest() + ".json"
-    (staging / config_name).write_bytes(config_bytes)
-    manifest = [{"Config": config_name, "RepoTags": [tag], "Layers": ["layer.tar"]}]
-    (staging / "manifest.json").write_text(json.dumps(manifest))
-    with tarfile.open(dest, "w") as tar:
-        for name in ("manifest.json", config_name, "layer.tar"):
-            tar.add(staging / name, arcname=name)
-    shutil.rmtree(staging)
-    return dest
-
-
 @pytest.fixture(scope="session")
 def containerd_home(busybox_rootfs: Path) -> Iterator[Path]:
     """A running private containerd with the busybox image imported; stopped at the end."""
@@ -105,33 +88,21 @@ def containerd_home(busybox_rootfs: Path) -> Iterator[Path]:
     # unix socket paths must stay short (108 bytes): pytest's temp paths are too long
     home = Path(tempfile.mkdtemp(prefix="corral-ctrd-", dir="/tmp"))
     (home / "config.toml").write_text(CONFIG.format(home=home))
-    with open(home / "containerd.log", "w") as log:
-        daemon = subprocess.Popen(["containerd", "--config", str(home / "config.toml")],
-                                  stdout=log, stderr=subprocess.STDOUT)
+    ctr = Ctr(home)
+    daemon = ["containerd", "--config", str(home / "config.toml")]
     try:
-        ctr = Ctr(home)
-        deadline = time.monotonic() + 20
-        while ctr("version").returncode != 0:
-            assert daemon.poll() is None, (home / "containerd.log").read_text()
-            assert time.monotonic() < deadline, "containerd did not come up"
-            time.sleep(0.05)
-        ctr.ok("image", "import", str(docker_archive(busybox_rootfs, home / "busybox.tar", IMAGE)))
-        yield home
-        for task in ctr("task", "list", "--quiet").stdout.split():
-            ctr("task", "kill", "--signal", "SIGKILL", task)
-            ctr("task", "delete", "--force", task)
-        for container in ctr("container", "list", "--quiet").stdout.split():
-            ctr("container", "delete", container)
-    finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
+        with private_daemon(daemon, home / "containerd.log", lambda: ctr("version").returncode == 0):
+            archive = docker_archive(busybox_rootfs, home / "busybox.tar", IMAGE)
+            ctr.ok("image", "import", str(archive))
+            yield home
+            for task in ctr("task", "list", "--quiet").stdout.split():
+                ctr("task", "kill", "--signal", "SIGKILL", task)
+                ctr("task", "delete", "--force", task)
+            for container in ctr("container", "list", "--quiet").stdout.split():
+                ctr("container", "delete", container)
         subprocess.run(["umount", "--recursive", "--quiet", str(home / "state")], check=False)
-        for parent in Path("/sys/fs/cgroup").glob(f"*/{Ctr(home).namespace}"):
-            parent.rmdir()  # the runtime removed the containers' cgroups below it
+        remove_parent_cgroups(ctr.namespace)
+    finally:
         shutil.rmtree(home, ignore_errors=True)
 
 
@@ -167,7 +138,10 @@ def test_detached_task_exec_and_kill(ctr: Ctr) -> None:
     name = unique("detached")
     ctr.ok("run", "--detach", *ctr.run_flags(), IMAGE, name, "sleep", "600")
     try:
-        exec_ = ctr("task", "exec", "--exec-id", "probe", name, "sh", "-c", "cat /proc/1/comm; exit 4")
+        # ctr can lose the output of an exec that exits at once (its FIFO copy races the exit
+        # event, with any runtime): linger a moment before exiting.
+        exec_ = ctr("task", "exec", "--exec-id", "probe", name, "sh", "-c",
+                    "cat /proc/1/comm; sleep 0.2; exit 4")
         assert exec_.returncode == 4, exec_.stderr
         assert exec_.stdout.split() == ["sleep"]
         assert task_status(ctr, name) == "RUNNING"
