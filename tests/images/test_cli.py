@@ -193,3 +193,17 @@ def test_bad_archives_are_one_line_errors(busybox_id: str, tmp_path: Path) -> No
     assert "malformed tar archive" in r.stderr and "layer sha256:" in r.stderr
     assert corral("images", "-q").stdout == ""
     assert corral("load", "-i", str(good)).stdout == "Loaded image: busybox:latest\n"
+
+
+def test_image_prune_filters(busybox_id: str, tmp_path: Path) -> None:
+    keep = corral("import", "-c", "LABEL keep=yes", str(rootfs_tar(tmp_path))).stdout.strip()
+    drop = corral("import", "-c", "LABEL keep=no", str(rootfs_tar(tmp_path, "b.tar", b"b"))).stdout.strip()
+    out = corral("image", "prune", "-f", "--filter", "label!=keep=yes").stdout
+    assert f"deleted: {drop}" in out and keep not in out
+    assert corral("image", "prune", "-f", "--filter", "until=1h").stdout == "Total reclaimed space: 0B\n"
+    out = corral("image", "prune", "-af", "--filter", "until=2000-01-01T00:00:00Z").stdout
+    assert out == "Total reclaimed space: 0B\n"
+    out = corral("image", "prune", "-af", "--filter", "label=keep").stdout
+    assert f"deleted: {keep}" in out and busybox_id not in out
+    bad = corral("image", "prune", "-f", "--filter", "until=soon", check=False)
+    assert bad.returncode == 125 and "until=soon" in bad.stderr

@@ -198,8 +198,7 @@ def rmi(names: tuple[str, ...], force: bool, no_prune: bool) -> None:
 @click.option("--filter", "filters", multiple=True, help="Provide filter values (e.g. 'until=<timestamp>')")
 def prune(all_: bool, force: bool, filters: tuple[str, ...]) -> None:
     """Remove unused images."""
-    if filters:
-        raise InvalidArgument("image prune --filter is not supported yet")
+    selected = image_list.prune_filter(filters)
     if not force:
         what = "all images without at least one container associated to them" if all_ \
             else "all dangling images"
@@ -208,7 +207,7 @@ def prune(all_: bool, force: bool, filters: tuple[str, ...]) -> None:
         answer = sys.stdin.readline().strip().lower()
         if answer not in ("y", "yes"):
             return
-    result = _service().prune(all_images=all_)
+    result = _service().prune(all_images=all_, selected=selected)
     if result.untagged or result.deleted:
         click.echo("Deleted Images:")
         _print_removal(result, prefix_case="lower")

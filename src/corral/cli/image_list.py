@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -220,6 +220,54 @@ def _filter(images: list[Image], filters: Sequence[str], svc: ImageService) -> l
         else:
             raise InvalidArgument(f"invalid filter '{key}'")
     return images
+
+
+def prune_filter(filters: Sequence[str]) -> Callable[[Image], bool] | None:
+    """`image prune --filter`: until=<timestamp|duration>, label=<k>[=<v>], label!=<k>[=<v>]."""
+    cutoffs: list[float] = []
+    labels: list[tuple[bool, str, str | None]] = []  # (wanted, key, value or None)
+    for f in filters:
+        key, sep, value = f.partition("=")
+        if not sep:
+            raise InvalidArgument(f"bad format of filter (expected name=value): {f}")
+        if key == "until":
+            cutoffs.append(_until(value))
+        elif key in ("label", "label!"):
+            k, has_value, v = value.partition("=")
+            labels.append((key == "label", k, v if has_value else None))
+        else:
+            raise InvalidArgument(f"invalid filter '{key}'")
+    if not cutoffs and not labels:
+        return None
+
+    def selected(im: Image) -> bool:
+        created = parse_time(im.created)
+        if any(created >= c for c in cutoffs):
+            return False
+        for wanted, k, v in labels:
+            has = k in im.labels and (v is None or im.labels[k] == v)
+            if has != wanted:
+                return False
+        return True
+
+    return selected
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def _until(value: str) -> float:
+    """A unix timestamp, an RFC 3339 time, or a Go duration before now ("24h", "90m")."""
+    if value and value[-1] in _DURATION_UNITS and value[:-1].replace(".", "", 1).isdigit():
+        return time.time() - float(value[:-1]) * _DURATION_UNITS[value[-1]]
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    t = parse_time(value)
+    if not t:
+        raise InvalidArgument(f"invalid filter 'until={value}': want a timestamp or a duration")
+    return t
 
 
 def _reference_match(image: Image, pattern: str) -> bool:

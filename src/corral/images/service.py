@@ -13,7 +13,7 @@ import contextlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
@@ -343,12 +343,16 @@ class ImageService:
                     result.reclaimed = gc.reclaimed
         return result
 
-    def prune(self, *, all_images: bool = False) -> RemoveResult:
-        """`docker image prune [-a]`: dangling (or all unused) images, then garbage."""
+    def prune(self, *, all_images: bool = False,
+              selected: Callable[[Image], bool] | None = None) -> RemoveResult:
+        """`docker image prune [-a] [--filter]`: dangling (or all unused) images that
+        `selected` accepts, then garbage."""
         users = self._users()
         result = RemoveResult()
         for image in self.list():
             if image.id in users or (image.names and not all_images):
+                continue
+            if selected is not None and not selected(image):
                 continue
             with self._transaction() as conn:
                 conn.execute("DELETE FROM images WHERE id = ?", (image.id,))
