@@ -252,13 +252,18 @@ def save(names: tuple[str, ...], out: str | None, fmt: str) -> None:
 
 def load_archive(svc: ImageService, source: Any) -> list[str]:
     """Load every image of a docker- or oci-archive; returns docker's "Loaded image" lines."""
+    svc.content.ingest_dir.mkdir(parents=True, exist_ok=True)
+    with svc.locks.writers():  # gc keeps out of ingest/ (the spooled archive) meanwhile
+        return _load_archive(svc, source)
+
+
+def _load_archive(svc: ImageService, source: Any) -> list[str]:
     from corral.images.copy import copy
     from corral.images.transports.archive import ArchiveReader
     from corral.images.transports.docker_archive import DockerArchive
     from corral.images.transports.local import LocalDestination
     from corral.images.transports.oci_archive import OCIArchive
 
-    svc.content.ingest_dir.mkdir(parents=True, exist_ok=True)
     reader = ArchiveReader(source, spool_dir=svc.content.ingest_dir)
     lines = []
     try:

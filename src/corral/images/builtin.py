@@ -28,7 +28,8 @@ def make_busybox_image(service: ImageService, name: str) -> Image:
     epoch = int(os.stat(busybox.BUSYBOX_BINARY).st_mtime)
     created = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     service.content.ingest_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=service.content.ingest_dir, prefix="builtin-") as tmp:
+    with service.locks.writers(), \
+            tempfile.TemporaryDirectory(dir=service.content.ingest_dir, prefix="builtin-") as tmp:
         rootfs = busybox.make_rootfs(Path(tmp) / "rootfs")
         os.chmod(rootfs, 0o755)
         layer = Path(tmp) / "layer.tar"

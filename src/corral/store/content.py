@@ -216,8 +216,16 @@ class ContentStore:
                     yield "sha256:" + name
 
     def clean_ingest(self) -> None:
-        """Remove blobs left half-written by a killed command (call with the gc lock held)."""
+        """Remove what killed commands left in ingest/ (call with the gc lock held: every
+        command that writes there holds the writers lock meanwhile)."""
+        import shutil
+
         with contextlib.suppress(FileNotFoundError):
             for name in os.listdir(self.ingest_dir):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self.ingest_dir / name)
+                path = self.ingest_dir / name
+                try:
+                    os.unlink(path)
+                except IsADirectoryError:
+                    shutil.rmtree(path, ignore_errors=True)
+                except FileNotFoundError:
+                    pass
