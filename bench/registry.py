@@ -101,14 +101,16 @@ def main() -> None:
     parser.add_argument("--dir", default="/var/tmp", help="where the stores live (tmpfs: /dev/shm)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="corral-bench-", dir=args.dir))
+    podman = Podman(work / "podman")
+    podman.base[podman.base.index("vfs")] = "overlay"  # podman's default driver
     try:
-        bench(work, args.runs)
+        bench(work, podman, args.runs)
     finally:
-        Podman(work / "podman").reset()
+        podman.reset()
         shutil.rmtree(work, ignore_errors=True)
 
 
-def bench(work: Path, runs: int) -> None:
+def bench(work: Path, podman: Podman, runs: int) -> None:
     with _serve(_mkdir(work / "reg-a")) as reg_a, _serve(_mkdir(work / "reg-b")) as reg_b:
         images = {"200MB-1-layer": big_image(), "50-small-layers": small_layers()}
         rows = []
@@ -116,7 +118,7 @@ def bench(work: Path, runs: int) -> None:
             size = make_layout(work / f"layout-{name}", layers)
             src = f"{reg_a}/bench/{name.lower()}:latest"
             skopeo("copy", "--dest-tls-verify=false", f"oci:{work}/layout-{name}:latest", f"docker://{src}")
-            rows += measure(work, name, size, src, reg_b, runs)
+            rows += measure(work, podman, name, size, src, reg_b, runs)
         print(f"\n{'image':18} {'op':5} {'tool':7} {'MB/s':>8} {'seconds':>8} {'corral is':>10}")
         for image, op, tool, seconds, size in rows:
             corral_s = next(s for i, o, t, s, _ in rows if (i, o, t) == (image, op, "corral"))
@@ -129,12 +131,11 @@ def _mkdir(p: Path) -> Path:
     return p
 
 
-def measure(work: Path, name: str, size: int, src: str, reg_b: str, runs: int) -> list[tuple[str, str, str, float, int]]:
+def measure(work: Path, podman: Podman, name: str, size: int, src: str, reg_b: str,
+            runs: int) -> list[tuple[str, str, str, float, int]]:
     env = {**os.environ, "CORRAL_ROOT": str(work / "corral-root"), "CORRAL_RUNROOT": str(work / "corral-run")}
-    podman = Podman(work / "podman")
-    podman.base[podman.base.index("vfs")] = "overlay"
     dest = f"{reg_b}/pushed/{name.lower()}:latest"
-    reg_b_data = Path(os.environ.get("BENCH_REG_B", str(work / "reg-b" / "data")))
+    reg_b_data = work / "reg-b" / "data"
 
     def fresh(path: Path) -> Callable[[], None]:
         return lambda: shutil.rmtree(path, ignore_errors=True)

@@ -20,7 +20,7 @@ from corral.images import manifest as mf
 from corral.images import reference
 from corral.images.registry import credentials
 from corral.images.registry.auth import Credentials
-from corral.images.registry.client import BlobStream, RegistryClient
+from corral.images.registry.client import BlobStream, ReadAhead, RegistryClient
 from corral.images.registry.hosts import host_config
 from corral.images.transports.base import ImageDestination, ImageSource
 from corral.store.streams import Reader
@@ -38,6 +38,8 @@ class RegistryOptions:
 
 
 DEFAULT_OPTIONS = RegistryOptions()
+# Blobs this big are received and hashed in a thread of their own (see client.ReadAhead).
+_READ_AHEAD_FROM = 8 << 20
 
 
 def connect(ref: reference.Reference, options: RegistryOptions = DEFAULT_OPTIONS) -> RegistryClient:
@@ -61,7 +63,8 @@ class RegistrySource(ImageSource):
         return got.data, got.media_type
 
     def get_blob(self, desc: mf.Descriptor) -> Reader:
-        return self.client.open_blob(self.ref.path, desc.digest, desc.size)
+        stream = self.client.open_blob(self.ref.path, desc.digest, desc.size)
+        return ReadAhead(stream) if desc.size >= _READ_AHEAD_FROM else stream
 
     def close(self) -> None:
         self.client.close()
