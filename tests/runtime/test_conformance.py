@@ -967,3 +967,24 @@ def test_bundle_defaults_to_the_working_directory(runtime: Runtime, bundle: Bund
     bundle.write()
     result = runtime("run", runtime.new_id(), cwd=bundle.path)
     assert (result.returncode, result.stdout) == (0, "from cwd\n"), result.stderr
+
+
+def test_verbs_on_created_and_stopped_containers(runtime: Runtime, bundle: Bundle) -> None:
+    # What runc and crun agree on; podman, conmon and containerd rely on these answers.
+    bundle.process["args"] = ["sleep", "60"]
+    created = runtime.create(bundle)
+    runtime.ok("delete", created)  # a created container needs no --force
+    assert runtime("state", created).returncode != 0
+
+    cid = runtime.create(bundle)
+    runtime.ok("start", cid)
+    runtime.ok("kill", cid, "KILL")
+    assert runtime.wait_status(cid, "stopped")["pid"] == 0
+    assert runtime("kill", cid, "TERM").returncode != 0, "signalled a stopped container"
+    runtime.ok("kill", "--all", cid, "TERM")  # nothing left to signal is not an error
+    assert runtime("start", cid).returncode != 0
+    assert runtime("pause", cid).returncode != 0
+    assert runtime("exec", cid, "true").returncode != 0
+    runtime.ok("delete", cid)
+    assert runtime("delete", cid).returncode != 0
+    runtime.ok("delete", "--force", cid)  # --force on a missing container succeeds

@@ -76,14 +76,15 @@ def parse_signal(text: str) -> int:
 
 
 def kill(container: Container, signum: int, *, all_processes: bool) -> None:
-    status = container.status()
-    if not status.can_kill():
-        raise InvalidState("container not running")
-    assert container.state is not None
     if all_processes:
+        # Whatever is left in the cgroup; nothing left is no error (runc, crun): podman and
+        # containerd's shim send `kill --all` to containers whose init already exited.
         for pid in container.cgroup().pids():
             signal_quietly(pid, signum)
         return
+    if not container.status().can_kill():
+        raise InvalidState("container not running")
+    assert container.state is not None
     os.kill(container.state.pid, signum)
 
 
