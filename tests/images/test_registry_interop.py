@@ -162,3 +162,45 @@ def test_token_auth_with_docker_config(token_registry: Registry, service: ImageS
     corral("rmi", target)
     corral("pull", "-q", target)  # anonymous pull: the token server grants pull to anyone
     assert any("repository:tok/busybox:pull,push" in q.get("scope", []) for q in token_registry.token_requests)
+
+
+def _on_a_terminal(*args: str) -> str:
+    """Run corral with stdout on a pseudo-terminal; returns what it drew."""
+    import os
+    import pty
+    import subprocess
+
+    from tests.conftest import corral_bin
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([corral_bin("corral"), *args], stdout=follower, stderr=subprocess.PIPE)
+    os.close(follower)
+    out = b""
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # EIO: the terminal's other side closed
+            break
+        if not data:
+            break
+        out += data
+    os.close(leader)
+    assert proc.wait(timeout=60) == 0, proc.stderr.read() if proc.stderr else ""
+    return out.decode(errors="replace")
+
+
+def test_progress_bars_on_a_terminal_only(registry: Registry, service: ImageService,
+                                          busybox_rootfs: Path, tmp_path: Path) -> None:
+    layout = make_oci_layout(tmp_path / "layout", busybox_rootfs, salt="progress")
+    target = f"{registry.host}/interop/progress:latest"
+    skopeo("copy", "--dest-tls-verify=false", f"oci:{layout}:latest", f"docker://{target}")
+    drawn = _on_a_terminal("pull", target)
+    assert "Downloading [" in drawn and ": Pull complete" in drawn and "\x1b[" in drawn
+    assert f"Status: Downloaded newer image for {target}" in drawn
+    pushed = _on_a_terminal("push", target, f"{registry.host}/interop/progress-copy:latest")
+    assert ": Pushed" in pushed or ": Layer already exists" in pushed
+    corral("rmi", target)
+    piped = corral("pull", target).stdout
+    assert "Downloading" not in piped and "\x1b[" not in piped
+    assert piped.splitlines()[-1] == target
+    assert corral("pull", "-q", target).stdout == f"{target}\n"
