@@ -79,18 +79,28 @@ def leftovers(service: ImageService) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("delay", [0.05, 0.3, 0.8])
+@pytest.mark.parametrize("delay", [0.0, 0.1, 0.3])
 def test_sigkill_during_load_leaves_no_half_image(service: ImageService,
                                                   big_archive: tuple[Path, str],
                                                   delay: float) -> None:
+    """Killed while the layer is being unpacked (a .tmp- snapshot exists), plus `delay`."""
     archive, image_id = big_archive
     proc = subprocess.Popen([corral_bin("corral"), "load", "-i", str(archive)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    snapshots = service.storage / service.driver.name
+    deadline = time.monotonic() + 30
+    while proc.poll() is None and time.monotonic() < deadline:
+        if snapshots.exists() and any(n.startswith(".tmp-") for n in os.listdir(snapshots)):
+            break
+        time.sleep(0.002)
     time.sleep(delay)
+    killed_midway = proc.poll() is None
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert corral("images", "-q").stdout == ""
-    assert corral("image", "inspect", image_id, check=False).returncode == 125
+    listed = corral("images", "-q", "--no-trunc").stdout.split()
+    if killed_midway and delay == 0.0:
+        assert listed == []
+    assert listed in ([], [image_id])  # never a half image: nothing, or all of it
     assert corral("load", "-i", str(archive)).stdout == "Loaded image: localhost/big:1\n"
     image = service.get("localhost/big:1")
     assert image.id == image_id
