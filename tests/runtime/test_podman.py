@@ -257,3 +257,49 @@ def test_ulimit_sysctl_and_restart(podman: Podman) -> None:
         assert state["Pid"] != first
     finally:
         podman("rm", "--force", "--time", "0", name)
+
+
+def test_init_and_user_namespace(podman: Podman) -> None:
+    init = podman("run", "--rm", "--init", IMAGE, "sh", "-c", "cat /proc/1/comm; echo $$")
+    assert init.stdout.split() == ["podman-init", "2"], init.stderr
+    userns = podman("run", "--rm", "--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536",
+                    IMAGE, "sh", "-c", "cat /proc/self/uid_map; id -u; touch /tmp/x; stat -c %u /tmp/x")
+    assert userns.stdout.split() == ["0", "100000", "65536", "0", "0"], userns.stderr
+
+
+def test_privileged(podman: Podman) -> None:
+    result = podman("run", "--rm", "--privileged", IMAGE, "sh", "-c",
+                    "grep -E '^(CapEff|Seccomp):' /proc/self/status; ls /dev | grep -c '^tty[0-9]';"
+                    " grep -c ' /proc/keys ' /proc/self/mountinfo")
+    fields = result.stdout.split()
+    assert fields[:4] == ["CapEff:", Path("/proc/self/status").read_text().split("CapBnd:\t")[1][:16],
+                          "Seccomp:", "0"], result.stderr
+    assert int(fields[4]) > 0, "the host's devices are missing"
+    assert fields[5] == "0", "/proc/keys is still masked"
+
+
+def test_host_pid_namespace_stop(podman: Podman) -> None:
+    # without its own pid namespace podman stops the container with `kill --all`
+    name = unique("pidhost")
+    podman.ok("run", "-d", "--name", name, "--pid", "host", IMAGE, "sleep", "600")
+    try:
+        pid = podman.inspect(name)["State"]["Pid"]
+        assert Path(f"/proc/{pid}/comm").read_text() == "sleep\n"  # the host's view of it
+        podman.ok("stop", "--time", "1", name)
+        assert podman.inspect(name)["State"]["Status"] == "exited"
+    finally:
+        podman("rm", "--force", name)
+
+
+def test_mounts_env_and_resources(podman: Podman, tmp_path: Path) -> None:
+    (tmp_path / "shared.txt").write_text("from the host\n")
+    result = podman("run", "--rm", "--tmpfs", "/run:size=1m", "-v", f"{tmp_path}:/data:ro",
+                    "--workdir", "/data", "-e", "FOO=bar", "--hostname", "boxed",
+                    "--cpus", "0.5", "--cpu-shares", "512", "--memory-reservation", "10m", IMAGE,
+                    "sh", "-c", "df -k /run | tail -1; cat shared.txt; touch x; echo $FOO $(hostname);"
+                    " cd /sys/fs/cgroup; cat cpu/cpu.cfs_quota_us cpu/cpu.shares"
+                    " memory/memory.soft_limit_in_bytes")
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[1] == "1024", result.stderr  # tmpfs size in KiB
+    assert lines[1:] == ["from the host", "bar boxed", "50000", "512", str(10 * 2**20)]
+    assert "Read-only file system" in result.stderr
