@@ -112,3 +112,38 @@ def test_layers_are_shared_and_collected(driver_service: ImageService, tmp_path:
     driver_service.remove("test/two:1")
     assert list(driver_service.driver.chain_ids()) == []
     assert list(driver_service.content.digests()) == []
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_corrupt_compressed_layer_is_one_error(service: ImageService, tmp_path: Path,
+                                               compression: str) -> None:
+    """A layer whose compressed bytes were damaged (and its digest fixed up to match)."""
+    import hashlib
+    import json
+
+    from corral.errors import InvalidArgument
+
+    big = tar_bytes(*[Entry(f"f{i}", data=bytes([i % 251]) * 4000) for i in range(300)])
+    write_layout(tmp_path / "layout", [big], compression=compression)
+    manifest_path = next(p for p in (tmp_path / "layout/blobs/sha256").iterdir()
+                         if b'"layers"' in p.read_bytes())
+    manifest = json.loads(manifest_path.read_bytes())
+    layer = manifest["layers"][0]
+    blob = tmp_path / "layout/blobs/sha256" / layer["digest"][7:]
+    data = bytearray(blob.read_bytes())
+    for i in range(len(data) // 3, len(data) // 3 + 64):
+        data[i] ^= 0x5A
+    digest = hashlib.sha256(data).hexdigest()
+    (tmp_path / "layout/blobs/sha256" / digest).write_bytes(bytes(data))
+    layer["digest"] = "sha256:" + digest
+    raw = json.dumps(manifest).encode()
+    mdigest = hashlib.sha256(raw).hexdigest()
+    (tmp_path / "layout/blobs/sha256" / mdigest).write_bytes(raw)
+    index = json.loads((tmp_path / "layout/index.json").read_text())
+    index["manifests"][0].update(digest="sha256:" + mdigest, size=len(raw))
+    (tmp_path / "layout/index.json").write_text(json.dumps(index))
+    with pytest.raises(InvalidArgument, match=rf"^layer sha256:{digest}: (corrupt {compression} data|"
+                                              "malformed tar archive|.*digest mismatch)"):
+        load_layout(service, tmp_path / "layout", "test/corrupt:1")
+    assert service.list() == []
+    assert list(service.driver.chain_ids()) == []

@@ -11,7 +11,7 @@ import contextlib
 import io
 from typing import IO, Any, Protocol, cast
 
-from corral.errors import InvalidArgument
+from corral.errors import CorralError, InvalidArgument
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -186,10 +186,35 @@ def detect_compression(head: bytes) -> str:
     return ""
 
 
+class _Guarded:
+    """Turns a decompressor's own exceptions into one clear error naming the compression."""
+
+    def __init__(self, reader: Reader, compression: str) -> None:
+        self.reader = reader
+        self.compression = compression
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            return self.reader.read(n)
+        except CorralError:
+            raise  # e.g. a digest mismatch raised underneath
+        except Exception as e:  # zlib/isal/zstd/lzma errors, EOFError on truncation
+            raise InvalidArgument(f"corrupt {self.compression} data: {e or type(e).__name__}") from None
+
+    def close(self) -> None:
+        close = getattr(self.reader, "close", None)
+        if close is not None:
+            close()
+
+
 def decompress(raw: Reader, compression: str) -> Reader:
     """A reader of the decompressed bytes of `raw` ('' passes it through)."""
     if compression == "":
         return raw
+    return _Guarded(_decompressor(raw, compression), compression)
+
+
+def _decompressor(raw: Reader, compression: str) -> Reader:
     if compression == "gzip":
         try:
             from isal import igzip_threaded
