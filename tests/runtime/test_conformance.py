@@ -31,6 +31,7 @@ from tests.runtime.bundles import (
     host_namespaces,
     hugetlb_as_v1,
     make_bundle,
+    on_a_terminal,
     private_rootfs,
     read_pty,
     runc_spec,
@@ -988,3 +989,32 @@ def test_verbs_on_created_and_stopped_containers(runtime: Runtime, bundle: Bundl
     runtime.ok("delete", cid)
     assert runtime("delete", cid).returncode != 0
     runtime.ok("delete", "--force", cid)  # --force on a missing container succeeds
+
+
+def converse(argv: list[str], line: bytes) -> tuple[int, list[str]]:
+    """Run `argv` on a new terminal, type `line` once it has printed its first line, and
+    return its exit code and everything the terminal showed."""
+    with on_a_terminal(argv) as (proc, master):
+        shown = read_pty(master, b"\n")
+        os.write(master, line)
+        shown += read_pty(master)
+        code = proc.wait(timeout=30)
+    return code, shown.decode(errors="replace").replace("\r", "").split()
+
+
+def test_foreground_run_on_the_users_terminal(runtime: Runtime, bundle: Bundle) -> None:
+    # terminal: true without --console-socket: the runtime relays its own terminal
+    bundle.process["terminal"] = True
+    sh(bundle, "tty; read x; echo got-$x; exit 4")
+    bundle.write()
+    argv = runtime.argv("run", "--bundle", str(bundle.path), runtime.new_id())
+    assert converse(argv, b"hello\n") == (4, ["/dev/pts/0", "hello", "got-hello"])
+
+
+def test_exec_tty_on_the_users_terminal(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.process["args"] = ["sleep", "60"]
+    cid = runtime.create(bundle)
+    runtime.ok("start", cid)
+    argv = runtime.argv("exec", "-t", cid, "sh", "-c", "tty; read x; echo got-$x; exit 4")
+    assert converse(argv, b"hello\n") == (4, ["/dev/pts/0", "hello", "got-hello"])
+    runtime.ok("delete", "--force", cid)
