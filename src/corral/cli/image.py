@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from corral.cli import image_list
-from corral.cli.image_list import ago, familiar, human_size
+from corral.cli.format import human_size
+from corral.cli.image_list import ago, familiar
 from corral.config import paths
 from corral.errors import CorralError, InvalidArgument, NotFound
 

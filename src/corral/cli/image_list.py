@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from corral.cli.format import human_duration, human_size
 from corral.errors import CorralError, InvalidArgument, exit_code
 
 if TYPE_CHECKING:
@@ -97,44 +98,6 @@ def _set(opts: Options, key: str, value: str) -> None:
         opts.filter.append(value)
     else:
         opts.format = value
-
-
-def human_size(size: float) -> str:
-    """docker's units.HumanSize: decimal units, 3 significant digits ("2.14MB")."""
-    units = ("B", "kB", "MB", "GB", "TB", "PB")
-    i = 0
-    while size >= 1000 and i < len(units) - 1:
-        size /= 1000
-        i += 1
-    return f"{size:.3g}{units[i]}"
-
-
-def human_duration(seconds: float) -> str:
-    """docker's units.HumanDuration ("About an hour", "3 weeks")."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    minutes = s // 60
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = round(s / 3600)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{hours // 24 // 365} years"
 
 
 def parse_time(text: str) -> float:
