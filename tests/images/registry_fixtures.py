@@ -228,12 +228,15 @@ def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registr
 
 
 class Proxy:
-    """A TCP proxy to a registry: drops `cuts` connections after `after` response bytes, and
-    sleeps `delay` seconds per 64 KiB forwarded (to catch a pull in the middle)."""
+    """A TCP proxy to a registry: drops `cuts` connections after `after` response bytes (request
+    bytes with `cut_requests`, to break uploads), and sleeps `delay` seconds per 64 KiB of
+    response forwarded (to catch a pull in the middle)."""
 
-    def __init__(self, upstream: str, *, after: int = 0, cuts: int = 0, delay: float = 0.0) -> None:
+    def __init__(self, upstream: str, *, after: int = 0, cuts: int = 0, delay: float = 0.0,
+                 cut_requests: bool = False) -> None:
         self.upstream = upstream.rsplit(":", 1)
         self.after, self.cuts, self.delay = after, cuts, delay
+        self.cut_requests = cut_requests
         self.forwarded = 0
         self.lock = threading.Lock()
         self.sock = socket.create_server(("127.0.0.1", 0))
@@ -254,12 +257,12 @@ class Proxy:
         sent = 0
         try:
             while data := src.recv(65536):
-                if response and sent + len(data) > self.after:
+                if response != self.cut_requests and sent + len(data) > self.after:
                     with self.lock:
                         cut = self.cuts > 0
                         self.cuts -= cut
                     if cut:
-                        dst.sendall(data[: self.after - sent])
+                        dst.sendall(data[: max(0, self.after - sent)])
                         break
                 dst.sendall(data)
                 sent += len(data)

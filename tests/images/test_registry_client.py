@@ -152,6 +152,19 @@ def test_a_registry_that_keeps_dropping_is_a_clear_error(registry: Registry, big
         proxy.close()
 
 
+def test_an_upload_that_drops_starts_again(registry: Registry) -> None:
+    proxy = Proxy(registry.host, after=400_000, cuts=2, cut_requests=True)
+    try:
+        client = RegistryClient(host_config(proxy.host))
+        data = os.urandom(1_500_000)
+        for repo, chunk_size in (("client/drop-put", None), ("client/drop-patch", 512 * 1024)):
+            digest = _push(client, repo, data, chunk_size=chunk_size)
+            assert _read(_client(registry), repo, digest, len(data)) == data
+        assert proxy.cuts == 0
+    finally:
+        proxy.close()
+
+
 def test_tls_needs_the_ca_unless_verification_is_off(tls_registry: Registry) -> None:
     creds = Credentials(USER, PASSWORD)
     with pytest.raises(RegistryError, match="certificate verify failed"):
