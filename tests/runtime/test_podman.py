@@ -303,3 +303,11 @@ def test_mounts_env_and_resources(podman: Podman, tmp_path: Path) -> None:
     assert lines[0].split()[1] == "1024", result.stderr  # tmpfs size in KiB
     assert lines[1:] == ["from the host", "bar boxed", "50000", "512", str(10 * 2**20)]
     assert "Read-only file system" in result.stderr
+
+
+@pytest.mark.parametrize(("command", "code"), [("/no/such", 127), ("nosuchcmd", 127),
+                                               ("/etc/passwd", 126), ("/etc", 126)])
+def test_cannot_execute_exit_codes(podman: Podman, command: str, code: int) -> None:
+    # podman maps the runtime's error text to Docker's 127 (not found) and 126 (cannot execute)
+    result = podman("run", "--rm", IMAGE, command)
+    assert result.returncode == code, result.stderr
