@@ -17,7 +17,7 @@ from types import TracebackType
 
 from corral.errors import InvalidArgument, NotFound
 from corral.images.reference import DIGEST_RE
-from corral.store.streams import Reader
+from corral.store.streams import Reader, Stream
 
 _CHUNK = 1 << 20
 
@@ -32,7 +32,7 @@ def check_digest(digest: str) -> str:
     return digest
 
 
-class VerifyingReader:
+class VerifyingReader(Stream):
     """Reads `raw` while hashing; raises DigestMismatch at EOF unless size and digest match."""
 
     def __init__(self, raw: Reader, digest: str | None, size: int | None, what: str = "") -> None:
@@ -63,14 +63,6 @@ class VerifyingReader:
         self._finish()
         return b""
 
-    def readinto(self, buf: bytearray | memoryview) -> int:
-        data = self.read(len(buf))
-        buf[: len(data)] = data
-        return len(data)
-
-    def readable(self) -> bool:
-        return True
-
     @property
     def digest(self) -> str:
         return "sha256:" + self.hasher.hexdigest()
@@ -82,11 +74,6 @@ class VerifyingReader:
                 f"{self.what}: truncated: got {self.count} of {self.expected_size} bytes")
         if self.expected_digest is not None and self.digest != self.expected_digest:
             raise DigestMismatch(f"{self.what}: digest mismatch: content is {self.digest}")
-
-    def drain(self) -> None:
-        """Read to EOF (verifying); used when a consumer stops early, e.g. at a tar's end."""
-        while self.read(_CHUNK):
-            pass
 
     def close(self) -> None:
         close = getattr(self.raw, "close", None)

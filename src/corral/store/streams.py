@@ -29,7 +29,19 @@ class Sink(Protocol):
     def write(self, data: bytes) -> int: ...
 
 
-class TeeReader:
+class Stream:
+    """Base of the pipeline's readers: read(n), and drain() to read to the end (where the
+    verifying ones check their digests)."""
+
+    def read(self, n: int = -1) -> bytes:
+        raise NotImplementedError
+
+    def drain(self) -> None:
+        while self.read(1 << 20):
+            pass
+
+
+class TeeReader(Stream):
     """Passes reads through and copies every byte into `sink` (a blob being ingested)."""
 
     def __init__(self, raw: Reader, sink: Sink) -> None:
@@ -42,23 +54,11 @@ class TeeReader:
             self.sink.write(data)
         return data
 
-    def readinto(self, buf: bytearray | memoryview) -> int:
-        data = self.read(len(buf))
-        buf[: len(data)] = data
-        return len(data)
-
-    def readable(self) -> bool:
-        return True
-
-    def drain(self) -> None:
-        while self.read(1 << 20):
-            pass
-
     def close(self) -> None:
         """The stream it reads belongs to the caller."""
 
 
-class ReadAhead:
+class ReadAhead(Stream):
     """Reads `raw` on a thread, a few chunks ahead of the consumer.
 
     Pulling a layer is network + blob hash + tee write on one side and decompression + tar +
@@ -112,10 +112,6 @@ class ReadAhead:
         self.pos += len(data)
         return data
 
-    def drain(self) -> None:
-        while self.read(1 << 20):
-            pass
-
     def close(self) -> None:
         """Stop the thread (it may be blocked on a full queue: empty it)."""
         import queue
@@ -128,7 +124,7 @@ class ReadAhead:
                 self.queue.get(timeout=0.05)
 
 
-class PeekReader:
+class PeekReader(Stream):
     """Lets `detect_compression` look at the first bytes of a stream without losing them."""
 
     def __init__(self, raw: Reader) -> None:
@@ -151,9 +147,6 @@ class PeekReader:
             data, self.head = self.head[:n], self.head[n:]
             return data
         return self.raw.read(n)
-
-    def readable(self) -> bool:
-        return True
 
 
 class _RawAdapter(io.RawIOBase):
@@ -237,8 +230,3 @@ def _decompressor(raw: Reader, compression: str) -> Reader:
 
         return lzma.LZMAFile(cast(IO[bytes], _RawAdapter(raw)))
     raise InvalidArgument(f"unsupported compression {compression!r}")
-
-
-def drain(reader: Reader) -> None:
-    while reader.read(1 << 20):
-        pass
