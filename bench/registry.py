@@ -79,7 +79,7 @@ def small_layers() -> list[bytes]:
             for i in range(50)]
 
 
-def timed(fn: Callable[[], None], runs: int, before: Callable[[], None]) -> float:
+def timed(fn: Callable[[], object], runs: int, before: Callable[[], object]) -> float:
     best = float("inf")
     for _ in range(runs):
         before()
@@ -119,11 +119,34 @@ def bench(work: Path, podman: Podman, runs: int) -> None:
             src = f"{reg_a}/bench/{name.lower()}:latest"
             skopeo("copy", "--dest-tls-verify=false", f"oci:{work}/layout-{name}:latest", f"docker://{src}")
             rows += measure(work, podman, name, size, src, reg_b, runs)
+        raw_get(reg_a, "bench/200mb-1-layer", work / "layout-200MB-1-layer", runs)
         print(f"\n{'image':18} {'op':5} {'tool':7} {'MB/s':>8} {'seconds':>8} {'corral is':>10}")
         for image, op, tool, seconds, size in rows:
             corral_s = next(s for i, o, t, s, _ in rows if (i, o, t) == (image, op, "corral"))
             ratio = "" if tool == "corral" else f"{seconds / corral_s:.2f}x"
             print(f"{image:18} {op:5} {tool:7} {size / MB / seconds:8.1f} {seconds:8.2f} {ratio:>10}")
+
+
+def raw_get(registry: str, repo: str, layout: Path, runs: int) -> None:
+    """Why http.client: the big layer's blob fetched alone, by curl and by corral's client."""
+    from corral.images.registry.client import RegistryClient
+    from corral.images.registry.hosts import host_config
+
+    index = json.loads((layout / "index.json").read_text())
+    manifest = json.loads((layout / "blobs/sha256" / index["manifests"][0]["digest"][7:]).read_bytes())
+    digest, size = manifest["layers"][0]["digest"], manifest["layers"][0]["size"]
+    url = f"http://{registry}/v2/{repo}/blobs/{digest}"
+
+    def corral_get() -> None:
+        client = RegistryClient(host_config(registry))
+        stream, buf = client.open_blob(repo, digest, size), bytearray(1 << 20)
+        while stream.readinto(buf):
+            pass
+
+    print(f"\nraw GET of the {size / MB:.0f} MB compressed blob (MB/s of the blob):")
+    for tool, fn in (("curl", lambda: run("curl", "-sf", "-o", "/dev/null", url)),
+                     ("corral http.client + sha256", corral_get)):
+        print(f"  {tool:30} {size / MB / timed(fn, runs, lambda: None):8.1f}")
 
 
 def _mkdir(p: Path) -> Path:
