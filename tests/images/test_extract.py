@@ -179,3 +179,15 @@ def test_malformed_tar_is_one_clear_error(dest: Path) -> None:
     truncated = tar_bytes(Entry("big", data=b"y" * 5000))[:2048]
     with pytest.raises(InvalidArgument):
         extract(io.BytesIO(truncated), dest)
+
+
+def test_modes_survive_the_umask_and_leave_it_alone(dest: Path) -> None:
+    old = os.umask(0o077)
+    try:
+        unpack(dest, Entry("open", data=b"", mode=0o666), Entry("exec", data=b"", mode=0o777),
+               Entry("fifo", "fifo", mode=0o666), Entry("d", "dir", mode=0o777))
+        assert os.umask(0o077) == 0o077  # extraction never changes the process's umask
+    finally:
+        os.umask(old)
+    for name, mode in (("open", 0o666), ("exec", 0o777), ("fifo", 0o666), ("d", 0o777)):
+        assert stat.S_IMODE(os.lstat(dest / name).st_mode) == mode, name

@@ -81,6 +81,9 @@ class _Extractor:
         self.written: set[tuple[str, ...]] = set()
         self.dir_times: list[tuple[str, int]] = []
         self.stats = ExtractStats()
+        # The umask is process-wide (and extraction may run on several threads), so it is read,
+        # never changed; a mode it would clip is set again with fchmod.
+        self.umask = _process_umask()
 
     # -- resolving names inside the root ---------------------------------------------------
     def parent(self, parts: tuple[str, ...]) -> str:
@@ -203,6 +206,8 @@ class _Extractor:
             self.remove(path, parts)
             fd = os.open(path, flags, mode)
         try:
+            if mode & self.umask:
+                os.fchmod(fd, mode)  # the umask took bits the layer sets (0666, 0777 ...)
             for chunk in tar.data():
                 written = os.write(fd, chunk)
                 if written < len(chunk):
@@ -239,6 +244,8 @@ class _Extractor:
             kind = stat.S_IFCHR if m.type == b"3" else stat.S_IFBLK
         dev = os.makedev(m.devmajor, m.devminor)
         self.replace_with(path, parts, lambda: os.mknod(path, kind | (m.mode & 0o7777), dev))
+        if m.mode & self.umask:
+            os.chmod(path, m.mode & 0o7777)
         self.finish(m, path, fd=None)
 
     def replace_with(self, path: str, parts: tuple[str, ...], make: object) -> None:
@@ -316,6 +323,17 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
+def _process_umask() -> int:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o777  # unknown: always set modes explicitly
+
+
 _initial_userns: bool | None = None
 
 
@@ -332,13 +350,9 @@ def _in_initial_userns() -> bool:
 
 def extract(stream: Reader, dest: Path, *, whiteouts: Whiteouts = "overlay") -> ExtractStats:
     """Unpack the tar `stream` into the existing directory `dest`; see the module docstring."""
-    old_umask = os.umask(0)
     ex = _Extractor(dest, whiteouts)
-    try:
-        tar = TarReader(stream)
-        for m in tar:
-            ex.entry(tar, m)
-        ex.close()
-    finally:
-        os.umask(old_umask)
+    tar = TarReader(stream)
+    for m in tar:
+        ex.entry(tar, m)
+    ex.close()
     return ex.stats
