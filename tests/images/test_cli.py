@@ -207,3 +207,17 @@ def test_image_prune_filters(busybox_id: str, tmp_path: Path) -> None:
     assert f"deleted: {keep}" in out and busybox_id not in out
     bad = corral("image", "prune", "-f", "--filter", "until=soon", check=False)
     assert bad.returncode == 125 and "until=soon" in bad.stderr
+
+
+def test_truncated_compressed_archive_from_stdin(busybox_id: str, tmp_path: Path,
+                                                 service: ImageService) -> None:
+    import gzip
+
+    data = gzip.compress(corral_bytes("save", "busybox"))
+    corral("rmi", "busybox")
+    r = corral("load", input=data[: len(data) // 2], check=False)
+    assert r.returncode == 125
+    assert r.stderr.startswith("Error: stdin: corrupt gzip data") and r.stderr.count("\n") == 1
+    assert corral("images", "-q").stdout == ""
+    assert not any((service.storage / "ingest").iterdir())  # the spooled copy is gone too
+    assert corral("load", input=data).stdout == "Loaded image: busybox:latest\n"

@@ -31,7 +31,7 @@ _FIXED_MTIME = 0
 class ArchiveReader:
     def __init__(self, source: str | Path | IO[bytes], *, spool_dir: Path | None = None) -> None:
         self._spool: str | None = None
-        self.name = str(source) if isinstance(source, str | Path) else "-"
+        self.name = str(source) if isinstance(source, str | Path) else "stdin"
         try:
             if isinstance(source, str | Path):
                 self.file: IO[bytes] = open(source, "rb")  # noqa: SIM115 - closed in close()
@@ -45,7 +45,11 @@ class ArchiveReader:
         compression = detect_compression(head)
         seekable = isinstance(source, str | Path) or _seekable(self.file)
         if compression or not seekable:
-            self._spool_to_file(head, compression, spool_dir)
+            try:
+                self._spool_to_file(head, compression, spool_dir)
+            except BaseException:
+                self.close()
+                raise
         else:
             self.file.seek(0)
         try:
@@ -64,8 +68,8 @@ class ArchiveReader:
             with os.fdopen(fd, "wb") as out:
                 while chunk := src.read(1 << 20):
                     out.write(chunk)
-        except (OSError, EOFError) as e:
-            raise InvalidArgument(f"{self.name}: corrupt {compression} archive: {e}") from None
+        except InvalidArgument as e:  # corrupt or truncated compressed data
+            raise InvalidArgument(f"{self.name}: {e}") from None
         if self.file is not None:
             self.file.close()
         self.file = open(self._spool, "rb")  # noqa: SIM115 - closed in close()
