@@ -221,3 +221,13 @@ def test_truncated_compressed_archive_from_stdin(busybox_id: str, tmp_path: Path
     assert corral("images", "-q").stdout == ""
     assert not any((service.storage / "ingest").iterdir())  # the spooled copy is gone too
     assert corral("load", input=data).stdout == "Loaded image: busybox:latest\n"
+
+
+def test_oci_archive_with_several_images_round_trips(busybox_id: str, tmp_path: Path) -> None:
+    app = corral("import", str(rootfs_tar(tmp_path)), "localhost/app:2").stdout.strip()
+    archive = tmp_path / "both.tar"
+    corral("save", "--format", "oci-archive", "-o", str(archive), "busybox", "localhost/app:2")
+    corral("rmi", "busybox", "localhost/app:2")
+    out = corral("load", "-i", str(archive)).stdout.splitlines()
+    assert sorted(out) == ["Loaded image: busybox:latest", "Loaded image: localhost/app:2"]
+    assert sorted(corral("images", "-q", "--no-trunc").stdout.split()) == sorted([busybox_id, app])
