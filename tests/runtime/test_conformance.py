@@ -1018,3 +1018,26 @@ def test_exec_tty_on_the_users_terminal(runtime: Runtime, bundle: Bundle) -> Non
     argv = runtime.argv("exec", "-t", cid, "sh", "-c", "tty; read x; echo got-$x; exit 4")
     assert converse(argv, b"hello\n") == (4, ["/dev/pts/0", "hello", "got-hello"])
     runtime.ok("delete", "--force", cid)
+
+
+def test_container_hooks_run_in_the_containers_namespaces(
+    runtime: Runtime, bundle: Bundle, tmp_path: Path
+) -> None:
+    # createContainer: in the container's mount namespace, before pivot_root (host paths still
+    # reachable); startContainer: inside the container, just before the user program.
+    out = tmp_path / "out"
+    out.mkdir()
+    bundle.add_mount("/out", "bind", str(out), ["rbind", "rw"])
+    bundle.config["hooks"] = {
+        "createContainer": [{"path": "/bin/sh", "args": [
+            "sh", "-c", f"readlink /proc/self/ns/mnt > {out}/create; cat > {out}/create.json"]}],
+        "startContainer": [{"path": "/bin/sh", "args": [
+            "sh", "-c", "readlink /proc/self/ns/mnt > /out/start; ls /out > /out/start-saw"]}],
+    }
+    bundle.process["args"] = ["true"]
+    assert runtime.run(bundle).returncode == 0
+    create_ns = (out / "create").read_text()
+    assert create_ns != os.readlink("/proc/self/ns/mnt") + "\n"
+    assert (out / "start").read_text() == create_ns
+    assert "create" in (out / "start-saw").read_text().split()
+    assert json.loads((out / "create.json").read_text())["id"] == runtime.ids[-1]
