@@ -371,3 +371,26 @@ def skopeo(*args: str) -> str:
     if done.returncode:
         raise AssertionError(f"skopeo {' '.join(args)}: {done.stderr.decode()[-2000:]}")
     return done.stdout.decode()
+
+
+def push_raw(registry: Registry, repo: str, config: bytes, layer: bytes, layer_type: str) -> str:
+    """An OCI image put together by hand (any media types) with corral's client; its reference."""
+    import hashlib
+    import io
+
+    from corral.images.registry.client import RegistryClient
+    from corral.images.registry.hosts import host_config
+
+    client = RegistryClient(host_config(registry.host))
+    digests = []
+    for blob in (config, layer):
+        digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+        client.upload_blob(repo, digest, len(blob), lambda b=blob: io.BytesIO(b))  # type: ignore[misc]
+        digests.append(digest)
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digests[0],
+                   "size": len(config)},
+        "layers": [{"mediaType": layer_type, "digest": digests[1], "size": len(layer)}]}).encode()
+    client.put_manifest(repo, "latest", manifest, "application/vnd.oci.image.manifest.v1+json")
+    return f"{registry.host}/{repo}:latest"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import re
@@ -14,12 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from corral.images.registry.client import RegistryClient
-from corral.images.registry.hosts import host_config
 from corral.images.service import ImageService
 from tests.conftest import corral_bin
 from tests.images.conftest import corral
-from tests.images.registry_fixtures import Proxy, Registry, make_oci_layout, skopeo
+from tests.images.registry_fixtures import Proxy, Registry, make_oci_layout, push_raw, skopeo
 
 
 def _push_unique(registry: Registry, rootfs: Path, tmp_path: Path, repo: str) -> str:
@@ -57,35 +54,20 @@ def test_a_bad_blob_is_refused_and_nothing_is_listed(
     good = path.read_bytes()
     path.write_bytes(b"\0" * len(good) if damage == "corrupt" else good[: len(good) // 2])
     line = _fails("pull", "-q", ref)
-    assert re.search("digest mismatch|corrupt layer data" if damage == "corrupt" else "truncated", line)
+    assert re.search("digest mismatch|corrupt" if damage == "corrupt" else "truncated", line)
     assert _listed() == []
     path.write_bytes(good)
     corral("pull", "-q", ref)
     assert _listed() == [ref]
 
 
-def _push_raw(registry: Registry, repo: str, config: bytes, layer: bytes, layer_type: str) -> str:
-    client = RegistryClient(host_config(registry.host))
-    digests = []
-    for blob in (config, layer):
-        digest = "sha256:" + hashlib.sha256(blob).hexdigest()
-        client.upload_blob(repo, digest, len(blob), lambda b=blob: io.BytesIO(b))  # type: ignore[misc]
-        digests.append(digest)
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digests[0], "size": len(config)},
-        "layers": [{"mediaType": layer_type, "digest": digests[1], "size": len(layer)}]}).encode()
-    client.put_manifest(repo, "latest", manifest, "application/vnd.oci.image.manifest.v1+json")
-    return f"{registry.host}/{repo}:latest"
-
-
 def test_unknown_media_type_and_malformed_config(registry: Registry, service: ImageService) -> None:
     layer = os.urandom(64)
     config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {
         "type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]}}).encode()
-    helm = _push_raw(registry, "bad/mediatype", config, layer, "application/vnd.cncf.helm.chart.content.v1.tar+gzip")
+    helm = push_raw(registry, "bad/mediatype", config, layer, "application/vnd.cncf.helm.chart.content.v1.tar+gzip")
     assert "unsupported layer media type 'application/vnd.cncf.helm.chart.content.v1.tar+gzip'" in _fails("pull", helm)
-    no_rootfs = _push_raw(registry, "bad/config", b'{"name": "chart"}', layer, "application/vnd.oci.image.layer.v1.tar")
+    no_rootfs = push_raw(registry, "bad/config", b'{"name": "chart"}', layer, "application/vnd.oci.image.layer.v1.tar")
     assert "malformed image config" in _fails("pull", no_rootfs)
     assert _listed() == []
 

@@ -17,6 +17,7 @@ from tests.images.registry_fixtures import (
     Podman,
     Registry,
     make_oci_layout,
+    push_raw,
     skopeo,
 )
 
@@ -95,6 +96,23 @@ def test_podman_pushes_zstd_corral_pulls_it(
     image = service.get(target)
     assert service.manifest(image).layers[0].media_type.endswith("+zstd")
     assert image_file(service, image, "bin/busybox", tmp_path / "s") == (busybox_rootfs / "bin/busybox").read_bytes()
+
+
+def test_an_uncompressed_layer(registry: Registry, service: ImageService, busybox_rootfs: Path,
+                               tmp_path: Path) -> None:
+    import hashlib
+    import io
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        t.add(busybox_rootfs, arcname=".")
+    layer = buf.getvalue()
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["sh"]}, "rootfs": {
+        "type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]}}).encode()
+    ref = push_raw(registry, "interop/plain", config, layer, "application/vnd.oci.image.layer.v1.tar")
+    corral("pull", "-q", ref)
+    image = service.get(ref)
+    assert image_file(service, image, "etc/passwd", tmp_path) == (busybox_rootfs / "etc/passwd").read_bytes()
 
 
 def test_corral_manifest_list_is_read_by_skopeo_and_podman(

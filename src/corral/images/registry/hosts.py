@@ -65,8 +65,10 @@ def host_config(
 
 
 def is_loopback(registry: str) -> bool:
-    host = registry.rsplit(":", 1)[0] if registry.count(":") == 1 else registry
-    host = host.strip("[]")
+    if registry.startswith("["):  # [::1]:5000
+        host = registry[1:].partition("]")[0]
+    else:
+        host = registry.rsplit(":", 1)[0] if registry.count(":") == 1 else registry
     if host == "localhost":
         return True
     try:

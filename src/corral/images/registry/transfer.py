@@ -54,7 +54,8 @@ def pull(service: ImageService, text: str, *, options: RegistryOptions = DEFAULT
     ref = reference.parse(text)
     before = _image_id(service, str(ref))
     try:
-        with RegistrySource(ref, connect(ref, options)) as src:
+        src = RegistrySource(ref, connect(ref, options))
+        with src:
             from corral.images.transports.local import LocalDestination
 
             with LocalDestination(service) as dst:
@@ -73,7 +74,7 @@ def pull(service: ImageService, text: str, *, options: RegistryOptions = DEFAULT
         # A decompressor or the tar reader choked before the blob's digest was checked at EOF.
         raise InvalidArgument(f"pulling {ref}: corrupt layer data: {type(e).__name__}: {e}") from e
     image = service.get(result.image_id)
-    return PullResult(ref, image, result.manifest_digest, before == image.id)
+    return PullResult(ref, image, src.top_digest or result.manifest_digest, before == image.id)
 
 
 def push(service: ImageService, source: str, destination: str | None = None, *,

@@ -56,10 +56,13 @@ class RegistrySource(ImageSource):
         self.ref = ref
         self.client = client
         self.reference = f"docker://{ref}"
+        self.top_digest = ""
 
     def get_manifest(self, digest: str | None = None) -> tuple[bytes, str]:
         target = digest or self.ref.digest or self.ref.tag or reference.DEFAULT_TAG
         got = self.client.get_manifest(self.ref.path, target)
+        if digest is None:
+            self.top_digest = got.digest  # the index's, for a multi-platform image: docker's "Digest:"
         return got.data, got.media_type
 
     def get_blob(self, desc: mf.Descriptor) -> Reader:
