@@ -96,6 +96,8 @@ def test_podman_pushes_zstd_corral_pulls_it(
     image = service.get(target)
     assert service.manifest(image).layers[0].media_type.endswith("+zstd")
     assert image_file(service, image, "bin/busybox", tmp_path / "s") == (busybox_rootfs / "bin/busybox").read_bytes()
+    ran = corral("run", "--rm", "--network", "none", target, "sh", "-c", "head -1 /etc/passwd").stdout
+    assert ran == "root:x:0:0:root:/root:/bin/sh\n"
 
 
 def test_an_uncompressed_layer(registry: Registry, service: ImageService, busybox_rootfs: Path,
