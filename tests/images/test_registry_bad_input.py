@@ -112,3 +112,8 @@ def test_sigkill_in_the_middle_of_a_pull(registry: Registry, service: ImageServi
     assert _listed() == []
     corral("pull", "-q", ref)
     assert _listed() == [ref]
+
+
+def test_tls_required_of_a_plain_http_registry(registry: Registry, service: ImageService) -> None:
+    line = _fails("pull", "--tls-verify", f"{registry.host}/any/thing:1")
+    assert "server gave HTTP response to HTTPS client" in line

@@ -31,10 +31,18 @@ def _service() -> ImageService:
     return ImageService(paths())
 
 
+class RegistryCommand(click.Command):
+    """A bare `--tls-verify` means `--tls-verify=true` (podman's boolean flags take `=false`)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        args = ["--tls-verify=true" if a == "--tls-verify" else a for a in args]
+        return super().parse_args(ctx, args)
+
+
 def registry_flags(f: Callable[..., Any]) -> Callable[..., Any]:
     """podman's flags for reaching a registry, shared by every command here."""
     for option in reversed((
-        click.option("--tls-verify", type=click.BOOL, default=None, is_flag=False, flag_value="true",
+        click.option("--tls-verify", type=click.BOOL, default=None,
                      help="Require HTTPS and verify certificates (default: yes, except loopback and "
                           "registries.conf's insecure registries)"),
         click.option("--cert-dir", type=click.Path(file_okay=False, path_type=Path),
@@ -69,7 +77,7 @@ def _progress(quiet: bool) -> Any:
     return for_terminal(sys.stdout, quiet=quiet)
 
 
-@click.command("pull")
+@click.command("pull", cls=RegistryCommand)
 @click.argument("name")
 @click.option("-q", "--quiet", is_flag=True, help="Suppress verbose output")
 @click.option("--platform", help="Pick this os/arch[/variant] from a multi-platform image")
@@ -101,7 +109,7 @@ def pull(name: str, quiet: bool, platform: str | None, creds: str | None, tls_ve
     click.echo(str(ref))
 
 
-@click.command("push")
+@click.command("push", cls=RegistryCommand)
 @click.argument("image")
 @click.argument("destination", required=False)
 @click.option("-q", "--quiet", is_flag=True, help="Suppress verbose output")
@@ -138,7 +146,7 @@ def _server(server: str | None) -> str:
     return DOCKER_HUB if host in ("index.docker.io", "registry-1.docker.io") else host
 
 
-@click.command("login")
+@click.command("login", cls=RegistryCommand)
 @click.argument("server", required=False)
 @click.option("-u", "--username")
 @click.option("-p", "--password")
@@ -200,7 +208,7 @@ def manifest() -> None:
     """Make and push multi-platform manifest lists."""
 
 
-@manifest.command("create")
+@manifest.command("create", cls=RegistryCommand)
 @click.argument("name")
 @click.argument("images", nargs=-1)
 @click.option("--amend", "-a", is_flag=True, help="Add to the list if it already exists")
@@ -219,7 +227,7 @@ def manifest_create(name: str, images: tuple[str, ...], amend: bool, all_platfor
     click.echo(lists.get(name).name)
 
 
-@manifest.command("add")
+@manifest.command("add", cls=RegistryCommand)
 @click.argument("name")
 @click.argument("image")
 @click.option("--all", "all_platforms", is_flag=True, help="Add every platform of an image index")
@@ -243,7 +251,7 @@ def manifest_add(name: str, image: str, all_platforms: bool, os_: str | None, ar
                                   all_platforms=all_platforms, platform=platform))
 
 
-@manifest.command("inspect")
+@manifest.command("inspect", cls=RegistryCommand)
 @click.argument("name")
 @registry_flags
 def manifest_inspect(name: str, tls_verify: bool | None, cert_dir: Path | None,
@@ -255,7 +263,7 @@ def manifest_inspect(name: str, tls_verify: bool | None, cert_dir: Path | None,
     click.echo(json.dumps(json.loads(raw), indent=4))
 
 
-@manifest.command("push")
+@manifest.command("push", cls=RegistryCommand)
 @click.argument("name")
 @click.argument("destination", required=False)
 @click.option("--rm", "remove", is_flag=True, help="Remove the local list after pushing")

@@ -422,8 +422,12 @@ class RegistryClient:
             conn.connect()
         except ssl.SSLError as e:
             if not self.host.insecure:
-                why = (f"certificate verify failed: {e.verify_message}"
-                       if isinstance(e, ssl.SSLCertVerificationError) else e.reason or str(e))
+                if isinstance(e, ssl.SSLCertVerificationError):
+                    why = f"certificate verify failed: {e.verify_message}"
+                elif e.reason == "WRONG_VERSION_NUMBER":
+                    why = "server gave HTTP response to HTTPS client"
+                else:
+                    why = e.reason or str(e)
                 raise RegistryError(
                     f"{self.host.name}: TLS handshake failed: {why} "
                     "(use --tls-verify=false for a registry without a trusted certificate)"
