@@ -31,20 +31,16 @@ import ssl
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
 from corral.errors import CorralError, InvalidArgument, NotFound
+from corral.images import manifest as mf
 from corral.images.registry.auth import Authenticator, Credentials, Unauthorized
 from corral.images.registry.hosts import HostConfig, host_config
 
-MANIFEST_MEDIA_TYPES = (
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-)
+MANIFEST_MEDIA_TYPES = (mf.OCI_MANIFEST, mf.OCI_INDEX, mf.DOCKER_MANIFEST, mf.DOCKER_LIST)
 _BUFFER = 1 << 20  # bytes per socket read/write: big enough that Python's overhead vanishes
 _TIMEOUT_S = 60.0
 _RETRIES = 5
@@ -150,7 +146,7 @@ class RegistryClient:
                 raise DigestMismatch(
                     f"manifest {repository}:{reference}: registry says {claimed}, content is {digest}"
                 )
-        return Manifest(body, media_type or _media_type_in(body), digest)
+        return Manifest(body, media_type, digest)  # "" if unsaid: copy() sniffs the JSON
 
     def head_manifest(self, repository: str, reference: str) -> str | None:
         """The digest of manifest `reference`, or None if the registry has no such manifest."""
@@ -534,12 +530,6 @@ class BlobStream(io.RawIOBase):
         self._hash.update(view[:n])
         return n
 
-    def read_all(self, chunk: int = _BUFFER) -> Iterator[bytes]:
-        """The whole blob in chunks, verified (the last iteration checks the digest)."""
-        buf = bytearray(chunk)
-        while n := self.readinto(buf):
-            yield bytes(buf[:n])
-
     def close(self) -> None:
         if self._resp is not None:
             self._resp.close()
@@ -706,11 +696,3 @@ def _location(headers: http.client.HTTPMessage) -> str:
     if not location:
         raise RegistryError("upload answered without a Location")
     return location
-
-
-def _media_type_in(body: bytes) -> str:
-    try:
-        value = json.loads(body).get("mediaType", "")
-    except (ValueError, AttributeError):
-        return ""
-    return value if isinstance(value, str) else ""
