@@ -146,14 +146,15 @@ class Runtime:
         bundle.write()
         return self("run", "--bundle", str(bundle.path), self.new_id(), **kwargs)
 
-    def create(self, bundle: Bundle, *extra: str) -> str:
+    def create(self, bundle: Bundle, *extra: str, stdout: Any = subprocess.DEVNULL) -> str:
+        """`create` the bundle; the container's stdout goes to `stdout` (a file or DEVNULL)."""
         bundle.write()
         cid = self.new_id()
         # create's stdio becomes the container's: a file, not a pipe, so that a long-running
         # container does not keep our read end waiting for EOF.
         with tempfile.TemporaryFile("w+") as err:
             result = self("create", "--bundle", str(bundle.path), *extra, cid,
-                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                          stdin=subprocess.DEVNULL, stdout=stdout, stderr=err,
                           capture_output=False)
             err.seek(0)
             assert result.returncode == 0, f"{self.name} create exited {result.returncode}: {err.read()}"

@@ -1041,3 +1041,22 @@ def test_container_hooks_run_in_the_containers_namespaces(
     assert (out / "start").read_text() == create_ns
     assert "create" in (out / "start-saw").read_text().split()
     assert json.loads((out / "create.json").read_text())["id"] == runtime.ids[-1]
+
+
+def test_no_file_descriptor_leaks_into_the_container(runtime: Runtime, bundle: Bundle) -> None:
+    # only stdio (and the directory `ls` itself opens) in the process and in an exec
+    bundle.process["args"] = ["sh", "-c", "ls /proc/self/fd; sleep 60"]
+    with tempfile.TemporaryFile("w+") as out:
+        cid = runtime.create(bundle, stdout=out)
+        runtime.ok("start", cid)
+        exec_fds = runtime.ok("exec", cid, "ls", "/proc/self/fd").stdout.split()
+        deadline = time.monotonic() + 10
+        while True:
+            out.seek(0)
+            init_fds = out.read().split()
+            if len(init_fds) >= 4 or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+    assert init_fds == ["0", "1", "2", "3"]
+    assert exec_fds == ["0", "1", "2", "3"]
+    runtime.ok("delete", "--force", cid)
