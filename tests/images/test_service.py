@@ -64,3 +64,26 @@ def test_rootfs_mounts_run_busybox(service: ImageService, tmp_path: Path) -> Non
     fresh = service.rootfs_mounts(image, tmp_path / "upper2", tmp_path / "work2")
     assert fresh
     assert not any(p.name == "x" for p in (tmp_path / "upper2").rglob("x"))
+
+
+def test_builtin_busybox_is_the_same_when_made_rootless(service: ImageService) -> None:
+    """A non-root user (files owned by them, no chown) still gets the very same image."""
+    import os
+    import sys
+    import tempfile
+
+    code = ("from corral.config import paths; from corral.images.service import ImageService;"
+            "print(ImageService(paths()).ensure_builtin_busybox().id)")
+    with tempfile.TemporaryDirectory(dir="/tmp") as base:  # pytest's tmp is root-only
+        home = Path(base) / "nobody"
+        home.mkdir()
+        os.chown(home, 65534, 65534)
+        os.chmod(base, 0o755)
+        result = subprocess.run(
+            ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
+             sys.executable, "-c", code], capture_output=True, text=True,
+            env={"HOME": str(home), "XDG_RUNTIME_DIR": str(home / "run"),
+                 "PATH": os.environ["PATH"], "PYTHONPATH": os.pathsep.join(sys.path)})
+        assert result.returncode == 0, result.stderr
+        assert (home / ".local/share/corral/storage/driver").read_text() == "vfs\n"
+    assert result.stdout.strip() == service.ensure_builtin_busybox().id

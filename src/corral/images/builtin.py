@@ -4,7 +4,8 @@ How a user gets it: `corral run busybox ...`, `corral pull busybox` (when no reg
 and `corral image builtin` all call `ImageService.ensure_builtin_busybox()`, which makes it if
 `docker.io/library/busybox:latest` is not in the store. It is reproducible: entries sorted,
 every mtime and the config's `created` set to the busybox binary's own mtime (the time Debian
-built it), owners 0:0 with no names, so the same /bin/busybox always gives the same image id.
+built it), owners 0:0 with no names (whoever builds it, root or not), so the same /bin/busybox
+always gives the same image id.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def make_busybox_image(service: ImageService, name: str) -> Image:
         os.chmod(rootfs, 0o755)
         layer = Path(tmp) / "layer.tar"
         with open(layer, "wb") as f:
-            pack_dir(rootfs, f, mtime=epoch)
+            pack_dir(rootfs, f, mtime=epoch, root_owned=True)
         with open(layer, "rb") as f:
             digest = "sha256:" + hashlib.file_digest(f, "sha256").hexdigest()
         config: dict[str, Any] = {

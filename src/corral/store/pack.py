@@ -41,8 +41,10 @@ def _is_opaque(path: str) -> bool:
 
 
 def pack_dir(root: Path, out: IO[bytes], *, mtime: int | None = None,
-             overlay_whiteouts: bool = False) -> None:
-    """Write the tree under `root` as a tar stream to `out` (see the module docstring)."""
+             overlay_whiteouts: bool = False, root_owned: bool = False) -> None:
+    """Write the tree under `root` as a tar stream to `out` (see the module docstring).
+
+    `root_owned`: record every entry as 0:0 (an image made by a non-root user is the same)."""
     seen_inodes: dict[tuple[int, int], str] = {}
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
 
@@ -50,7 +52,7 @@ def pack_dir(root: Path, out: IO[bytes], *, mtime: int | None = None,
             st = os.lstat(path)
             ti = tarfile.TarInfo(rel)
             ti.mode = stat.S_IMODE(st.st_mode)
-            ti.uid, ti.gid = st.st_uid, st.st_gid
+            ti.uid, ti.gid = (0, 0) if root_owned else (st.st_uid, st.st_gid)
             ti.uname = ti.gname = ""
             ti.mtime = mtime if mtime is not None else int(st.st_mtime)
             name = rel.rsplit("/", 1)[-1]
