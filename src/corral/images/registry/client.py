@@ -25,7 +25,6 @@ import hashlib
 import http.client
 import io
 import json
-import queue
 import socket
 import ssl
 import threading
@@ -569,71 +568,6 @@ class BlobStream(io.RawIOBase):
         if self._size is None and resp.status == 200 and resp.length is not None:
             self._size = resp.length
         self._resp, self._release = resp, release
-
-
-class ReadAhead(io.RawIOBase):
-    """Reads `raw` in a thread, up to `depth` chunks ahead of the consumer.
-
-    On a pull the consumer (the store: tee, decompress, diff-id hash, extract) is already two
-    threads; receiving and hashing the compressed bytes here makes a third, so both cores stay
-    busy (hashlib and socket reads release the GIL). Errors, including the digest check at EOF,
-    reach the consumer in order, at the read where they happened.
-    """
-
-    def __init__(self, raw: io.RawIOBase, *, chunk: int = _BUFFER, depth: int = 8) -> None:
-        super().__init__()
-        self._raw = raw
-        self._chunk = chunk
-        self._queue: queue.Queue[memoryview | BaseException | None] = queue.Queue(depth)
-        self._stop = threading.Event()
-        self._current = memoryview(b"")
-        self._eof = False
-        threading.Thread(target=self._produce, name="blob-read-ahead", daemon=True).start()
-
-    def readable(self) -> bool:
-        return True
-
-    def _produce(self) -> None:
-        try:
-            while not self._stop.is_set():
-                buf = bytearray(self._chunk)
-                n = self._raw.readinto(buf)
-                if not n:
-                    self._put(None)
-                    return
-                self._put(memoryview(buf)[:n])  # a fresh buffer per chunk: no copy
-        except BaseException as e:  # handed to the consumer, raised there
-            self._put(e)
-
-    def _put(self, item: memoryview | BaseException | None) -> None:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.2)
-                return
-            except queue.Full:
-                continue
-
-    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
-        if not self._current:
-            if self._eof:
-                return 0
-            item = self._queue.get()
-            if item is None:
-                self._eof = True
-                return 0
-            if isinstance(item, BaseException):
-                self._eof = True
-                raise item
-            self._current = item
-        n = min(len(buffer), len(self._current))
-        buffer[:n] = self._current[:n]
-        self._current = self._current[n:]
-        return n
-
-    def close(self) -> None:
-        self._stop.set()
-        self._raw.close()
-        super().close()
 
 
 class _CountingReader:

@@ -20,10 +20,10 @@ from corral.images import manifest as mf
 from corral.images import reference
 from corral.images.registry import credentials
 from corral.images.registry.auth import Credentials
-from corral.images.registry.client import BlobStream, ReadAhead, RegistryClient
+from corral.images.registry.client import BlobStream, RegistryClient
 from corral.images.registry.hosts import host_config
 from corral.images.transports.base import ImageDestination, ImageSource
-from corral.store.streams import Reader
+from corral.store.streams import ReadAhead, Reader
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,8 @@ class RegistryOptions:
 
 
 DEFAULT_OPTIONS = RegistryOptions()
-# Blobs this big are received and hashed in a thread of their own (see client.ReadAhead).
+# Blobs this big are received and hashed on a thread of their own: with the store's own
+# threads (decompress; tar + diff id) a pull keeps both cores busy.
 _READ_AHEAD_FROM = 8 << 20
 
 
