@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.images.registry_fixtures import Podman, _serve, skopeo
+from tests.images.registry_fixtures import Podman, serve_registry, skopeo
 
 CORRAL = str(Path(__file__).resolve().parent.parent / ".venv/bin/corral")
 MB = 1_000_000
@@ -111,7 +111,7 @@ def main() -> None:
 
 
 def bench(work: Path, podman: Podman, runs: int) -> None:
-    with _serve(_mkdir(work / "reg-a")) as reg_a, _serve(_mkdir(work / "reg-b")) as reg_b:
+    with serve_registry(_mkdir(work / "reg-a")) as reg_a, serve_registry(_mkdir(work / "reg-b")) as reg_b:
         images = {"200MB-1-layer": big_image(), "50-small-layers": small_layers()}
         rows = []
         for name, layers in images.items():

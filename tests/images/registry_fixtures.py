@@ -61,7 +61,7 @@ def _config(root: Path, port: int, extra: str = "") -> Path:
 
 
 @contextlib.contextmanager
-def _serve(root: Path, extra_http: str = "", auth: str = "", *, tls: bool = False) -> Iterator[str]:
+def serve_registry(root: Path, extra_http: str = "", auth: str = "", *, tls: bool = False) -> Iterator[str]:
     if not os.path.exists(REGISTRY_BIN):
         pytest.fail("docker-registry is not installed: run scripts/setup")
     for _ in range(5):
@@ -121,7 +121,7 @@ def make_ca_and_cert(directory: Path) -> tuple[Path, Path, Path]:
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     root = tmp_path_factory.mktemp("registry")
-    with _serve(root) as host:
+    with serve_registry(root) as host:
         yield Registry(host, root / "data")
 
 
@@ -138,7 +138,7 @@ def tls_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]
                    check=True, capture_output=True)
     tls = f"  tls: {{certificate: {cert}, key: {key}}}\n"
     auth = f"auth:\n  htpasswd: {{realm: corral-test, path: {root / 'htpasswd'}}}\n"
-    with _serve(root, tls, auth, tls=True) as host:
+    with serve_registry(root, tls, auth, tls=True) as host:
         yield Registry(host, root / "data", cert_dir)
 
 
@@ -220,7 +220,7 @@ def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registr
     auth = (f"auth:\n  token: {{realm: '{realm}', service: {server.service}, "
             f"issuer: {server.issuer}, rootcertbundle: {pki / 'token.crt'}}}\n")
     try:
-        with _serve(root, "", auth) as host:
+        with serve_registry(root, "", auth) as host:
             yield Registry(host, root / "data", token_requests=requests)
     finally:
         server.shutdown()
