@@ -1,16 +1,20 @@
-"""save/load and OCI layouts against the real podman and skopeo, in both directions.
+"""save/load and OCI layouts against the real podman, docker and skopeo, in both directions.
 
-podman runs with a private store under the test's temp dir (vfs driver), so tests are
-independent of each other and of the machine's podman.
+podman runs with a private store under the test's temp dir (vfs driver), and docker is a private
+dockerd (its own data root, exec root and socket, no networking) started for the test, so tests
+are independent of each other and of the machine's engines.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tarfile
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -131,3 +135,59 @@ def test_skopeo_reads_and_writes_oci_layouts(service: ImageService, tmp_path: Pa
     rootfs.mkdir()
     top = service.get("localhost/from/skopeo:1")
     assert (service.driver.path(top.chain_ids[-1]) / "etc/added").read_bytes() == b"a"
+
+
+@pytest.fixture
+def docker() -> Iterator[Podman]:
+    """A private dockerd (vfs, no bridge, no iptables) and a `docker -H` for it."""
+    base = Path(tempfile.mkdtemp(prefix="dk-", dir="/tmp"))  # socket paths must be short
+    sock = f"unix://{base}/docker.sock"
+    name = base.name
+    log = open(base / "dockerd.log", "wb")  # noqa: SIM115 - closed below
+    daemon = subprocess.Popen(
+        ["dockerd", "--data-root", str(base / "root"), "--exec-root", str(base / "exec"), "-H", sock,
+         "--pidfile", str(base / "pid"), "--iptables=false", "--ip6tables=false", "--bridge=none",
+         "--storage-driver=vfs", "--containerd-namespace", name,
+         "--containerd-plugins-namespace", f"{name}-p"], stdout=log, stderr=log)
+
+    def run(*args: str) -> str:
+        r = subprocess.run(["docker", "-H", sock, *args], capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 0, f"docker {' '.join(args)}: {r.stderr}"
+        return r.stdout
+
+    try:
+        deadline = time.monotonic() + 30
+        while subprocess.run(["docker", "-H", sock, "version"], capture_output=True).returncode:
+            assert daemon.poll() is None and time.monotonic() < deadline, \
+                (base / "dockerd.log").read_text()[-2000:]
+            time.sleep(0.1)
+        yield run
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            daemon.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+        log.close()
+        subprocess.run(["umount", "-R", str(base)], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_docker_load_and_save(service: ImageService, docker: Podman, tmp_path: Path) -> None:
+    busybox = service.ensure_builtin_busybox()
+    layered = layered_image(service, tmp_path)
+    corral("save", "-o", str(tmp_path / "c.tar"), "busybox", "localhost/test/layered:1")
+    out = docker("load", "-i", str(tmp_path / "c.tar"))
+    assert "Loaded image: busybox:latest" in out and "Loaded image: localhost/test/layered:1" in out
+    (doc,) = json.loads(docker("image", "inspect", "localhost/test/layered:1"))
+    assert doc["Id"] == layered
+    docker("tag", "busybox", "localhost/from/docker:3")
+    docker("save", "-o", str(tmp_path / "d.tar"), "localhost/from/docker:3")
+    corral("rmi", "busybox")
+    assert corral("load", "-i", str(tmp_path / "d.tar")).stdout == \
+        "Loaded image: localhost/from/docker:3\n"
+    image = service.get("localhost/from/docker:3")
+    assert image.id == busybox.id
+    assert os.path.getsize(service.driver.path(image.chain_ids[-1]) / "bin/busybox") > 100_000
