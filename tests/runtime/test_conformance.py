@@ -766,10 +766,22 @@ def test_update_changes_the_limits_of_a_running_container(runtime: Runtime, bund
     bundle.process["args"] = ["sleep", "60"]
     cid = runtime.create(bundle)
     runtime.ok("start", cid)
-    runtime.ok("update", "--memory", str(96 * 2**20), "--pids-limit", "77", cid)
-    memory = Path(f"/sys/fs/cgroup/memory{cgroup}/memory.limit_in_bytes").read_text().strip()
-    assert memory == str(96 * 2**20)
-    assert Path(f"/sys/fs/cgroup/pids{cgroup}/pids.max").read_text().strip() == "77"
+    runtime.ok("update", "--memory", str(96 * 2**20), "--memory-reservation", str(48 * 2**20),
+               "--pids-limit", "77", "--cpu-share", "300", "--cpu-quota", "30000",
+               "--cpu-period", "100000", "--cpuset-cpus", "0", cid)
+
+    def limits() -> list[str]:
+        files = ("memory/memory.limit_in_bytes", "memory/memory.soft_limit_in_bytes",
+                 "pids/pids.max", "cpu/cpu.shares", "cpu/cpu.cfs_quota_us", "cpuset/cpuset.cpus")
+        return [Path(f"/sys/fs/cgroup/{f.replace('/', cgroup + '/', 1)}").read_text().strip()
+                for f in files]
+
+    assert limits() == [str(96 * 2**20), str(48 * 2**20), "77", "300", "30000", "0"]
+    # containerd's shim sends the whole resources object on stdin
+    runtime.ok("update", "--resources", "-", cid,
+               input=json.dumps({"memory": {"limit": 80 * 2**20}, "pids": {"limit": 88},
+                                 "cpu": {"shares": 256}}))
+    assert limits()[:4] == [str(80 * 2**20), str(48 * 2**20), "88", "256"]
     runtime.ok("delete", "--force", cid)
 
 

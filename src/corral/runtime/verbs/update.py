@@ -12,12 +12,13 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-# flag -> (section, key); values are integers except the cpuset lists
+# flag -> (section, key), with runc's flag names (`--cpu-share`, not docker's `--cpu-shares`);
+# values are integers except the cpuset lists
 _FLAGS = {
     "memory": ("memory", "limit"), "memory_reservation": ("memory", "reservation"),
     "memory_swap": ("memory", "swap"), "kernel_memory": ("memory", "kernel"),
     "kernel_memory_tcp": ("memory", "kernelTCP"),
-    "cpu_shares": ("cpu", "shares"), "cpu_quota": ("cpu", "quota"),
+    "cpu_share": ("cpu", "shares"), "cpu_quota": ("cpu", "quota"),
     "cpu_period": ("cpu", "period"), "cpu_rt_runtime": ("cpu", "realtimeRuntime"),
     "cpu_rt_period": ("cpu", "realtimePeriod"), "cpuset_cpus": ("cpu", "cpus"),
     "cpuset_mems": ("cpu", "mems"), "pids_limit": ("pids", "limit"),
