@@ -117,3 +117,15 @@ def test_sigkill_in_the_middle_of_a_pull(registry: Registry, service: ImageServi
 def test_tls_required_of_a_plain_http_registry(registry: Registry, service: ImageService) -> None:
     line = _fails("pull", "--tls-verify", f"{registry.host}/any/thing:1")
     assert "server gave HTTP response to HTTPS client" in line
+
+
+def test_two_pulls_of_the_same_image_at_once(registry: Registry, service: ImageService,
+                                             busybox_rootfs: Path, tmp_path: Path) -> None:
+    ref = _push_unique(registry, busybox_rootfs, tmp_path, "bad/twice")
+    procs = [subprocess.Popen([corral_bin("corral"), "pull", "-q", ref], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE) for _ in range(2)]
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        assert out.decode() == f"{ref}\n"
+    assert _listed() == [ref]
