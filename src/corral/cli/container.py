@@ -172,10 +172,11 @@ def _run(v: dict[str, Any], args: list[str]) -> int:
             raise
         print(rec.id)
         return 0
-    return _run_attached(engine, rec, opts, v.get("detach_keys"))
+    return _run_attached(engine, rec, opts, v.get("detach_keys"), v["sig_proxy"] not in ("false", "0"))
 
 
-def _run_attached(engine: Containers, rec: Record, opts: RunOptions, detach_keys: str | None) -> int:
+def _run_attached(engine: Containers, rec: Record, opts: RunOptions, detach_keys: str | None,
+                  sig_proxy: bool = True) -> int:
     """Foreground run: attach before the program starts, relay, wait, honour --rm."""
     from corral.containers import attach, monitor
 
@@ -187,7 +188,8 @@ def _run_attached(engine: Containers, rec: Record, opts: RunOptions, detach_keys
     assert sock is not None
     with sock:
         detached = attach.relay(sock, bundle=engine.store.bundle(rec.id), stdin=opts.interactive,
-                                tty=opts.tty, detach_keys=attach.parse_detach_keys(detach_keys))
+                                tty=opts.tty, detach_keys=attach.parse_detach_keys(detach_keys),
+                                proxy_signals_to=rec.pid if sig_proxy else None)
     if detached:
         return 0
     status = monitor.wait_exit(engine.store.bundle(rec.id), rec.pid)

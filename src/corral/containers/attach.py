@@ -80,9 +80,36 @@ def raw_terminal(fd: int) -> Iterator[None]:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
+_PROXIED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+
+
+@contextlib.contextmanager
+def signals_proxied_to(pid: int | None) -> Iterator[None]:
+    """docker's --sig-proxy: signals this command receives go to the container's init."""
+    if pid is None:
+        yield
+        return
+
+    def forward(sig: int, _frame: FrameType | None) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+    saved = {sig: signal.signal(sig, forward) for sig in _PROXIED}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
 def relay(sock: socket.socket, *, bundle: Path, stdin: bool, tty: bool,
-          detach_keys: bytes = DEFAULT_DETACH_KEYS) -> bool:
+          detach_keys: bytes = DEFAULT_DETACH_KEYS, proxy_signals_to: int | None = None) -> bool:
     """Copy streams until the container closes them; True if the user detached instead."""
+    with signals_proxied_to(None if tty else proxy_signals_to):
+        return _relay(sock, bundle=bundle, stdin=stdin, tty=tty, detach_keys=detach_keys)
+
+
+def _relay(sock: socket.socket, *, bundle: Path, stdin: bool, tty: bool, detach_keys: bytes) -> bool:
     in_fd, out_fd, err_fd = sys.stdin.fileno(), sys.stdout.fileno(), sys.stderr.fileno()
     sel = selectors.DefaultSelector()
     sel.register(sock, selectors.EVENT_READ, "sock")
