@@ -138,6 +138,18 @@ def test_corral_manifest_list_is_read_by_skopeo_and_podman(
     assert arch == "arm64"
     remote = json.loads(corral("manifest", "inspect", f"{registry.host}/interop/plat-arm64:latest").stdout)
     assert remote["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    # And the other way: podman's manifest list, pulled by corral for each platform.
+    podman("manifest", "create", "localhost/interop-podlist")
+    for arch in ("amd64", "arm64"):
+        podman("manifest", "add", "--tls-verify=false", "localhost/interop-podlist",
+               f"docker://{registry.host}/interop/plat-{arch}:latest")
+    podlist = f"{registry.host}/interop/podman-list:v1"
+    podman("manifest", "push", "--all", "--tls-verify=false", "localhost/interop-podlist", f"docker://{podlist}")
+    for arch in ("amd64", "arm64"):
+        corral("pull", "-q", "--platform", f"linux/{arch}", podlist)
+        image = service.get(podlist)
+        assert image.config["architecture"] == arch
+        assert image_file(service, image, "etc/corral-marker", tmp_path / f"pod-{arch}") == f"marker-{arch}".encode()
 
 
 def test_login_push_pull_over_tls_with_basic_auth(
