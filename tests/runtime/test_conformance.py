@@ -550,6 +550,11 @@ def test_lifecycle_and_state(runtime: Runtime, bundle: Bundle) -> None:
     assert created["bundle"] == str(bundle.path)
     assert created["ociVersion"].startswith("1.")
     assert created["annotations"] == {"org.corral.test": "lifecycle"}
+    # containerd's go-runc decodes these two as well
+    assert created["rootfs"] == bundle.config["root"]["path"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", created["created"])
+    listed = json.loads(runtime.ok("list", "--format", "json").stdout)
+    assert {(c["id"], c["status"]) for c in listed} >= {(cid, "created")}
     pid = created["pid"]
     assert pid > 0
     # Before `start` the user program has not run yet: init still runs the runtime, not sleep.
