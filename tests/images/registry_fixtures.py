@@ -229,14 +229,15 @@ def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registr
 
 class Proxy:
     """A TCP proxy to a registry: drops `cuts` connections after `after` response bytes (request
-    bytes with `cut_requests`, to break uploads), and sleeps `delay` seconds per 64 KiB of
-    response forwarded (to catch a pull in the middle)."""
+    bytes with `cut_requests`, to break uploads), sleeps `delay` seconds per 64 KiB of response
+    forwarded (to catch a pull in the middle), answers 503 to the first `busy` connections."""
 
     def __init__(self, upstream: str, *, after: int = 0, cuts: int = 0, delay: float = 0.0,
-                 cut_requests: bool = False) -> None:
+                 cut_requests: bool = False, busy: int = 0) -> None:
         self.upstream = upstream.rsplit(":", 1)
         self.after, self.cuts, self.delay = after, cuts, delay
         self.cut_requests = cut_requests
+        self.busy = busy  # answer the first `busy` connections "503", as an overloaded LB does
         self.forwarded = 0
         self.lock = threading.Lock()
         self.sock = socket.create_server(("127.0.0.1", 0))
@@ -249,6 +250,13 @@ class Proxy:
                 down, _ = self.sock.accept()
             except OSError:
                 return
+            if self.busy > 0:
+                self.busy -= 1
+                down.recv(65536)
+                down.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                             b"Connection: close\r\n\r\n")
+                down.close()
+                continue
             up = socket.create_connection((self.upstream[0], int(self.upstream[1])))
             threading.Thread(target=self._pump, args=(down, up, False), daemon=True).start()
             threading.Thread(target=self._pump, args=(up, down, True), daemon=True).start()

@@ -165,6 +165,19 @@ def test_an_upload_that_drops_starts_again(registry: Registry) -> None:
         proxy.close()
 
 
+def test_a_busy_registry_is_retried(registry: Registry, big_blob: tuple[str, bytes]) -> None:
+    digest, data = big_blob
+    proxy = Proxy(registry.host, busy=2)
+    try:
+        assert _read(RegistryClient(host_config(proxy.host)), "client/drop", digest, len(data)) == data
+        assert proxy.busy == 0
+        proxy.busy = 100
+        with pytest.raises(RegistryError, match="503 Service Unavailable, still after 1 retries"):
+            RegistryClient(host_config(proxy.host), retries=1).head_manifest("client/drop", "x")
+    finally:
+        proxy.close()
+
+
 def test_tls_needs_the_ca_unless_verification_is_off(tls_registry: Registry) -> None:
     creds = Credentials(USER, PASSWORD)
     with pytest.raises(RegistryError, match="certificate verify failed"):

@@ -65,6 +65,13 @@ Body = bytes | Readable | None  # a request body: small bytes, or a stream sent 
 Progress = Callable[[int], None]  # called with the number of bytes just moved
 
 
+class Busy(ConnectionError):
+    """429/502/503/504 to a GET or HEAD: the registry (or its load balancer) asks us to retry."""
+
+
+_BUSY_STATUSES = (429, 502, 503, 504)
+
+
 class RegistryError(CorralError):
     """The registry answered with an error, or could not be reached."""
 
@@ -350,6 +357,10 @@ class RegistryClient:
             challenge = resp.headers.get("WWW-Authenticate", "")
             if hasattr(body, "read") or not self._auth.challenged(challenge, scopes):
                 break
+        if resp.status in _BUSY_STATUSES and method in ("GET", "HEAD"):
+            resp.read()
+            release()
+            raise Busy(f"HTTP {resp.status} {http.client.responses.get(resp.status, '')}".strip())
         if resp.status == 401:
             body = resp.read()
             text = error_text(body, 401) if body else "unauthorized: authentication required"
@@ -437,6 +448,8 @@ class RegistryClient:
         return scheme
 
     def _unreachable(self, e: BaseException) -> RegistryError:
+        if isinstance(e, Busy):
+            return RegistryError(f"{self.host.name}: {e}, still after {self._retries} retries")
         return RegistryError(f"{self.host.name}: {type(e).__name__}: {e or 'connection dropped'}")
 
     def _check(self, status: int, body: bytes, what: str, *, ok: tuple[int, ...]) -> None:
