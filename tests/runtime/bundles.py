@@ -327,8 +327,17 @@ def hugetlb_as_v1() -> None:
             return
         target = Path("/sys/fs/cgroup/hugetlb")
         target.mkdir(exist_ok=True)
-        subprocess.run(["mount", "-t", "cgroup", "-o", "hugetlb", "cgroup", str(target)],
-                       check=True)
+        # the kernel refuses (EBUSY) while a cgroup2 group still uses the controller; a removed
+        # group lingers for a moment, so retry before giving up
+        deadline = time.monotonic() + 10
+        while True:
+            mount = subprocess.run(["mount", "-t", "cgroup", "-o", "hugetlb", "cgroup", str(target)],
+                                   capture_output=True, text=True, check=False)
+            if mount.returncode == 0:
+                return
+            if time.monotonic() > deadline:
+                pytest.fail(f"cannot move hugetlb to cgroup v1 for crun: {mount.stderr.strip()}")
+            time.sleep(0.1)
 
 
 def host_namespaces() -> dict[str, str]:
