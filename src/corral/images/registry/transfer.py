@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import tarfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -90,13 +91,31 @@ def push(service: ImageService, source: str, destination: str | None = None, *,
     siblings = [r.path for r in map(reference.parse, image.names) if r.domain == ref.domain]
     from corral.images.transports.local import LocalSource
 
-    with LocalSource(service, image) as src, RegistryDestination(
-        ref, connect(ref, options), mount_from=siblings, chunk_size=options.chunk_size
-    ) as dst:
-        result = copy(src, dst, progress=progress or NullProgress(),
+    dst = RegistryDestination(ref, connect(ref, options), mount_from=siblings,
+                              chunk_size=options.chunk_size)
+    with LocalSource(service, image) as src, dst:
+        result = copy(src, dst, progress=_MountNotes(progress or NullProgress(), dst),
                       words=("Pushing", "Pushed", "Layer already exists"))
         dst.commit()
     return PushResult(ref, result.manifest_digest, len(result.manifest))
+
+
+class _MountNotes:
+    """Says `Mounted from <repo>` (docker's words) for a layer the registry linked for us."""
+
+    def __init__(self, progress: Progress, dst: RegistryDestination) -> None:
+        self.progress = progress
+        self.dst = dst
+
+    def start(self, key: str, action: str, total: int | None) -> Callable[[int], None]:
+        return self.progress.start(key, action, total)
+
+    def done(self, key: str, text: str) -> None:
+        repo = next((r for d, r in self.dst.mounted.items() if d[7:19] == key), None)
+        self.progress.done(key, f"Mounted from {repo}" if repo else text)
+
+    def close(self) -> None:
+        self.progress.close()
 
 
 def _image_id(service: ImageService, name: str) -> str | None:

@@ -85,6 +85,7 @@ class RegistryDestination(ImageDestination):
         self.mount_from = [repo for repo in mount_from if repo != ref.path]
         self.chunk_size = chunk_size
         self.manifest_digest = ""
+        self.mounted: dict[str, str] = {}  # digest -> the repository it was mounted from
 
     def prepare(self, manifest: mf.Manifest, config: Mapping[str, Any]) -> None:
         pass
@@ -92,7 +93,11 @@ class RegistryDestination(ImageDestination):
     def has_blob(self, desc: mf.Descriptor, *, layer_index: int | None = None) -> bool:
         if self.client.blob_exists(self.ref.path, desc.digest):
             return True
-        return any(self.client.mount_blob(self.ref.path, desc.digest, repo) for repo in self.mount_from)
+        for repo in self.mount_from:
+            if self.client.mount_blob(self.ref.path, desc.digest, repo):
+                self.mounted[desc.digest] = repo
+                return True
+        return False
 
     def put_blob(self, desc: mf.Descriptor, stream: Reader, *, layer_index: int | None,
                  reopen: Callable[[], Reader] | None = None) -> None:
