@@ -191,3 +191,25 @@ def test_modes_survive_the_umask_and_leave_it_alone(dest: Path) -> None:
         os.umask(old)
     for name, mode in (("open", 0o666), ("exec", 0o777), ("fifo", 0o666), ("d", 0o777)):
         assert stat.S_IMODE(os.lstat(dest / name).st_mode) == mode, name
+
+
+def test_deep_paths_and_odd_hardlinks(dest: Path) -> None:
+    deep = "/".join(["d"] * 1500) + "/leaf"  # deeper than Python's recursion limit
+    unpack(dest, Entry(deep, data=b"deep"))
+    assert (dest / deep).read_bytes() == b"deep"
+    unpack(dest, Entry("d", data=b"a file replaces the deep tree"))
+    assert (dest / "d").read_bytes() == b"a file replaces the deep tree"
+    with pytest.raises(InvalidArgument, match="is a directory"):
+        unpack(dest, Entry("adir", "dir", mode=0o755), Entry("h", "hardlink", target="adir"))
+
+
+def test_os_errors_are_one_line(dest: Path) -> None:
+    """An error from the kernel (here: an immutable target) names the entry, no traceback."""
+    from corral.errors import CorralError
+
+    subprocess.run(["chattr", "+i", str(dest)], check=True)
+    try:
+        with pytest.raises(CorralError, match=r"^unpacking at 'f': Operation not permitted$"):
+            unpack(dest, Entry("f", data=b"x"))
+    finally:
+        subprocess.run(["chattr", "-i", str(dest)], check=True)

@@ -205,7 +205,7 @@ class ContentStore:
     def clean_ingest(self) -> None:
         """Remove what killed commands left in ingest/ (call with the gc lock held: every
         command that writes there holds the writers lock meanwhile)."""
-        import shutil
+        from corral.store.extract import remove_tree
 
         with contextlib.suppress(FileNotFoundError):
             for name in os.listdir(self.ingest_dir):
@@ -213,6 +213,6 @@ class ContentStore:
                 try:
                     os.unlink(path)
                 except IsADirectoryError:
-                    shutil.rmtree(path, ignore_errors=True)
+                    remove_tree(path)
                 except FileNotFoundError:
                     pass

@@ -27,11 +27,12 @@ import errno
 import os
 import shutil
 import stat
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from corral.errors import InvalidArgument
+from corral.errors import CorralError, InvalidArgument
 from corral.store.streams import Reader
 from corral.store.tarstream import Member, TarReader
 
@@ -88,42 +89,40 @@ class _Extractor:
     # -- resolving names inside the root ---------------------------------------------------
     def parent(self, parts: tuple[str, ...]) -> str:
         """The real path of the directory that holds `parts[-1]`, created if missing."""
-        parent = parts[:-1]
-        cached = self.dirs.get(parent)
+        cached = self.dirs.get(parts[:-1])
         if cached is not None:
             return cached
-        return self._resolve_dir(parent, 0)
+        return self._resolve_dir(parts[:-1], 0)
 
     def _resolve_dir(self, parts: tuple[str, ...], hops: int) -> str:
-        cached = self.dirs.get(parts)
-        if cached is not None:
-            return cached
-        base = self._resolve_dir(parts[:-1], hops)
-        path = os.path.join(base, parts[-1])
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            os.mkdir(path, 0o755)
-            return self._remember(parts, path, base)
-        if stat.S_ISDIR(st.st_mode):
-            return self._remember(parts, path, base)
-        if stat.S_ISLNK(st.st_mode):
-            if hops >= _MAX_SYMLINK_HOPS:
-                raise UnsafeEntry(f"too many levels of symbolic links at {'/'.join(parts)!r}")
-            target = os.readlink(path)
-            start = () if target.startswith("/") else self._rel(base)
-            resolved = self._lexical(start, target)
-            return self._resolve_dir(resolved, hops + 1)
-        # A file where a directory is needed: tar replaces it.
-        os.unlink(path)
-        os.mkdir(path, 0o755)
-        return self._remember(parts, path, base)
-
-    def _remember(self, parts: tuple[str, ...], path: str, base: str) -> str:
-        # Cache only paths reached without a symlink, so cache keys stay lexical.
-        if base == os.path.join(self.dest, *parts[:-1]):
-            self.dirs[parts] = path
-        return path
+        """Walk `parts` from the deepest known directory, inside the root: missing dirs are
+        made, a file in the way is replaced, a symlink is followed as if the root were `/`."""
+        i = len(parts)
+        while parts[:i] not in self.dirs:
+            i -= 1
+        base = self.dirs[parts[:i]]
+        while i < len(parts):
+            path = os.path.join(base, parts[i])
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                os.mkdir(path, 0o755)
+            else:
+                if stat.S_ISLNK(st.st_mode):
+                    if hops >= _MAX_SYMLINK_HOPS:
+                        raise UnsafeEntry(
+                            f"too many levels of symbolic links at {'/'.join(parts[:i + 1])!r}")
+                    target = os.readlink(path)
+                    start = () if target.startswith("/") else self._rel(base)
+                    return self._resolve_dir(self._lexical(start, target) + parts[i + 1:], hops + 1)
+                if not stat.S_ISDIR(st.st_mode):  # a file where a directory is needed: replace it
+                    os.unlink(path)
+                    os.mkdir(path, 0o755)
+            i += 1
+            if path == os.path.join(self.dest, *parts[:i]):  # cache keys stay lexical
+                self.dirs[parts[:i]] = path
+            base = path
+        return base
 
     def _rel(self, real: str) -> tuple[str, ...]:
         return tuple(p for p in real[len(self.dest):].split("/") if p)
@@ -158,7 +157,7 @@ class _Extractor:
         try:
             os.unlink(path)
         except IsADirectoryError:
-            shutil.rmtree(path)
+            remove_tree(path)
         except FileNotFoundError:
             pass
 
@@ -192,6 +191,8 @@ class _Extractor:
             target = self.resolve_existing(target_parts)
             if not os.path.lexists(target):
                 raise InvalidArgument(f"hardlink {m.name!r}: target {m.linkname!r} is not in the layer")
+            if stat.S_ISDIR(os.lstat(target).st_mode):
+                raise InvalidArgument(f"hardlink {m.name!r}: target {m.linkname!r} is a directory")
             if target != path:
                 self.replace_with(path, parts, lambda: os.link(target, path, follow_symlinks=False))
         else:
@@ -303,6 +304,8 @@ class _Extractor:
         target = (*dir_parts, name)
         if target in self.written:
             return  # a whiteout never hides what its own layer wrote
+        if self.whiteouts == "delete" and not os.path.isdir(os.path.join(self.dest, *dir_parts)):
+            return  # nothing below to delete (and no directory to invent)
         path = os.path.join(self.parent(parts), name)
         self.remove(path, target)
         if self.whiteouts == "overlay":
@@ -311,6 +314,17 @@ class _Extractor:
     def close(self) -> None:
         for path, mtime in reversed(self.dir_times):
             os.utime(path, ns=(mtime, mtime), follow_symlinks=False)
+
+
+def remove_tree(path: str | Path) -> None:
+    """Delete a directory tree, however deep (shutil.rmtree recurses once per level: a layer can
+    nest thousands of directories); a missing path is fine."""
+    try:
+        shutil.rmtree(path)
+    except FileNotFoundError:
+        pass
+    except RecursionError:
+        subprocess.run(["rm", "-rf", "--one-file-system", "--", str(path)], check=True)
 
 
 def _ns(mtime: float) -> int:
@@ -352,7 +366,14 @@ def extract(stream: Reader, dest: Path, *, whiteouts: Whiteouts = "overlay") -> 
     """Unpack the tar `stream` into the existing directory `dest`; see the module docstring."""
     ex = _Extractor(dest, whiteouts)
     tar = TarReader(stream)
-    for m in tar:
-        ex.entry(tar, m)
-    ex.close()
+    name = ""
+    try:
+        for m in tar:
+            name = m.name
+            ex.entry(tar, m)
+        name = ""
+        ex.close()
+    except OSError as e:  # ENOSPC, EACCES...: one line naming the entry, not a traceback
+        where = f" at {name!r}" if name else ""
+        raise CorralError(f"unpacking{where}: {e.strerror or e}") from None
     return ex.stats

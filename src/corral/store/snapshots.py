@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -24,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from corral.errors import InvalidArgument
-from corral.store.extract import Whiteouts, extract
+from corral.store.extract import Whiteouts, extract, remove_tree
 from corral.store.locks import StoreLocks
 from corral.store.streams import Reader
 
@@ -93,7 +92,7 @@ class Driver:
                 (tmp / "meta.json").write_text(json.dumps(meta))
                 os.rename(tmp, self._dir(chain_id))
             except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
+                remove_tree(tmp)
                 raise
             self.published(chain_id)
             return SnapshotInfo(chain_id, diff_id, stats.bytes, stats.entries)
@@ -111,7 +110,7 @@ class Driver:
         d = self._dir(chain_id)
         with contextlib.suppress(FileNotFoundError):
             os.rename(d, d.with_name(f".tmp-rm-{d.name}"))  # gone at once, deleted below
-        shutil.rmtree(d.with_name(f".tmp-rm-{d.name}"), ignore_errors=True)
+        remove_tree(d.with_name(f".tmp-rm-{d.name}"))
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.locks.dir / f"snapshot-{chain_id[7:]}.lock")
 
@@ -126,7 +125,7 @@ class Driver:
         with contextlib.suppress(FileNotFoundError):
             for name in os.listdir(self.root):
                 if name.startswith(".tmp-"):
-                    shutil.rmtree(self.root / name, ignore_errors=True)
+                    remove_tree(self.root / name)
 
 
 class OverlayDriver(Driver):
