@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from corral.errors import InvalidArgument
+from corral.errors import CorralError, InvalidArgument
 from corral.store.extract import Whiteouts, extract, remove_tree
 from corral.store.locks import StoreLocks
 from corral.store.streams import Reader
@@ -192,7 +192,7 @@ def copy_tree(src: Path, dst: Path) -> None:
     result = subprocess.run(["cp", "-a", "--reflink=auto", "--", str(src), str(dst)],
                             capture_output=True, text=True)
     if result.returncode != 0:
-        raise OSError(f"copying {src} to {dst}: {result.stderr.strip()}")
+        raise CorralError(f"copying {src} to {dst}: {result.stderr.strip()}")
 
 
 DRIVERS: dict[str, type[Driver]] = {"overlay": OverlayDriver, "vfs": CopyDriver}
