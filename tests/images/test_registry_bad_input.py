@@ -34,6 +34,22 @@ def _layer_path(registry: Registry, service_ref: str) -> Path:
     return registry.root / "docker/registry/v2/blobs/sha256" / digest[:2] / digest / "data"
 
 
+def test_a_manifest_that_is_not_what_the_registry_says(
+        registry: Registry, service: ImageService, busybox_rootfs: Path, tmp_path: Path) -> None:
+    ref = _push_unique(registry, busybox_rootfs, tmp_path, "bad/manifest")
+    digest = json.loads(skopeo("inspect", "--tls-verify=false", f"docker://{ref}"))["Digest"].split(":")[1]
+    path = registry.root / "docker/registry/v2/blobs/sha256" / digest[:2] / digest / "data"
+    good = path.read_bytes()
+    path.write_bytes(b'{"schemaVersion": 2, "layers": "not a list"}')  # the registry itself chokes
+    assert "manifest bad/manifest:latest: unknown" in _fails("pull", ref)
+    path.write_bytes(good.replace(b'"schemaVersion": 2', b'"schemaVersion":2'))  # valid, but other bytes
+    assert "registry says sha256:" in _fails("pull", ref)
+    assert "digest mismatch" in _fails("pull", ref.rsplit(":", 1)[0] + "@sha256:" + digest)
+    assert _listed() == []
+    path.write_bytes(good)
+    corral("pull", "-q", ref)
+
+
 def _fails(*args: str) -> str:
     result = corral(*args, check=False)
     assert result.returncode == 125, result
