@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,3 +35,16 @@ def busybox_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _require_root() -> None:
     if os.geteuid() != 0:
         pytest.exit("corral's tests run as root (namespaces, mounts, cgroups)", returncode=2)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_default_network() -> Iterator[None]:
+    """Every `corral` a test starts gets a default-network subnet and bridge no other test
+    session or worker uses (tests/network/leases.py), so parallel stores never share one; what
+    stores leave of it is purged at the end."""
+    from tests.network.leases import network_env, purge
+
+    env = network_env()[0]
+    os.environ.update(env)
+    yield
+    purge(env)

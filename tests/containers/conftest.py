@@ -17,7 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from corral.config import Paths
 from tests.conftest import corral_bin
+from tests.network.conftest import cleanup_state as cleanup_network_state
+from tests.network.leases import network_env
 from tests.runtime.bundles import hugetlb_as_v1
 
 # The runtimes the core tests run under; the default runtime is exercised by every other test.
@@ -30,6 +33,7 @@ class Corral:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.env = {**os.environ, "CORRAL_ROOT": str(root / "root"), "CORRAL_RUNROOT": str(root / "run")}
+        self.env |= network_env()[0]  # this store's own default-network subnet and bridge
         self.env.pop("CORRAL_RUNTIME", None)
         self.binary = corral_bin("corral")
 
@@ -95,6 +99,7 @@ def corral(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corral]:
     if ids:
         c("rm", "-f", *ids, check=False)
     time.sleep(0.2)  # let exit commands of --rm containers finish
+    cleanup_network_state(Paths(root=root / "root", runroot=root / "run"))
     assert leftovers(root) == []
     shutil.rmtree(root, ignore_errors=True)
 

@@ -69,3 +69,30 @@ def network_env() -> tuple[dict[str, str], list[ipaddress.IPv4Network]]:
     env = {"CORRAL_BRIDGE_SUBNET": str(bridge), "CORRAL_SUBNET_POOL": str(pool),
            "CORRAL_BRIDGE_INTERFACE": interface_name()}
     return env, [bridge, pool]
+
+
+def purge(env: dict[str, str]) -> None:
+    """Remove the default bridge of `network_env()` and every firewall rule naming its subnet
+    or bridge: what stores a test left behind without tearing their networks down."""
+    import shlex
+    import subprocess
+
+    bridge, subnet = env["CORRAL_BRIDGE_INTERFACE"], env["CORRAL_BRIDGE_SUBNET"]
+    subprocess.run(["ip", "link", "del", bridge], capture_output=True, check=False)
+    for table in ("nat", "filter"):
+        dump = subprocess.run(["iptables-save", "-t", table], capture_output=True, text=True,
+                              check=False).stdout
+        chains = set()
+        for line in dump.splitlines():
+            if line.startswith("-A ") and (f" {subnet} " in f"{line} " or f" {bridge} " in
+                                           f"{line} "):
+                args = shlex.split(line)
+                if "-j" in args and args[args.index("-j") + 1].startswith("NETAVARK-"):
+                    chains.add(args[args.index("-j") + 1])
+                subprocess.run(["iptables", "-w", "-t", table, "-D", *args[1:]],
+                               capture_output=True, check=False)
+        for chain in chains:
+            subprocess.run(["iptables", "-w", "-t", table, "-F", chain], capture_output=True,
+                           check=False)
+            subprocess.run(["iptables", "-w", "-t", table, "-X", chain], capture_output=True,
+                           check=False)

@@ -68,7 +68,7 @@ def test_bad_input_is_one_line_and_exit_125(net_env, args: list[str], message: s
     proc = net_env.corral(*args, check=False)
     assert proc.returncode == 125
     assert message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
-    assert "bad" not in net_env.corral("network", "ls").stdout
+    assert "bad" not in net_env.corral("network", "ls", "--format", "{{.Name}}").stdout
 
 
 def test_overlapping_subnet_and_network_in_use(net_env) -> None:  # type: ignore[no-untyped-def]

@@ -231,7 +231,6 @@ class PendingPlan:
             except BaseException:
                 _undo_setup(self._conn, self.plan)
                 raise
-            _write_files(self._conn, self.plan)
         return self.plan
 
 
@@ -290,6 +289,7 @@ def begin_setup(conn: sqlite3.Connection, paths: Paths, container_id: str) -> Pe
         schema.set_live(conn, container_id, options)
     p = replace(p, ports=tuple(resolved))
     try:
+        _write_files(conn, p)  # the runtime binds them at create, before wait()
         netns.create(path)
         pending = netavark.PendingSetup(networks.backend_dir(paths), path, options)
     except BaseException:

@@ -61,6 +61,14 @@ def port_mappings(ports: Sequence[PortMapping]) -> list[dict[str, Any]]:
              "protocol": p.protocol, "range": p.count} for p in ports]
 
 
+# netavark 1.4 drops FORWARD's jump to its isolation chain whenever an isolated network is
+# torn down completely, though other isolated networks still rely on it; put it back (first).
+_RESTORE_ISOLATION = (
+    "if iptables -w -n -L NETAVARK_ISOLATION_1 >/dev/null 2>&1 && "
+    "! iptables -w -C FORWARD -j NETAVARK_ISOLATION_1 2>/dev/null; "
+    "then iptables -w -I FORWARD 1 -j NETAVARK_ISOLATION_1; fi")
+
+
 class _Call:
     """One netavark invocation, started now and collected by `result()`.
 
@@ -73,8 +81,11 @@ class _Call:
         config_dir.mkdir(parents=True, exist_ok=True)
         self.verb = verb
         lock = _LOCK if os.geteuid() == 0 else config_dir / "netavark.lock"
-        cmd = ["flock", "--close", str(lock), str(NETAVARK), "--config", str(config_dir),
-               "--rootless", "false", "--aardvark-binary", str(AARDVARK), verb, str(netns_path)]
+        cmd = [str(NETAVARK), "--config", str(config_dir), "--rootless", "false",
+               "--aardvark-binary", str(AARDVARK), verb, str(netns_path)]
+        if verb == "teardown":
+            cmd = ["sh", "-c", f'"$@"; rc=$?; {_RESTORE_ISOLATION}; exit $rc', "netavark", *cmd]
+        cmd = ["flock", "--close", str(lock), *cmd]
         if not NETAVARK.exists():
             raise BackendError(f"{NETAVARK} is missing: install Debian's netavark")
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,

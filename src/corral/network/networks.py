@@ -48,11 +48,11 @@ def _options(opts: dict[str, str]) -> dict[str, str]:
 
 def ensure_default(conn: sqlite3.Connection) -> Network:
     """The default `bridge` network, made on first use with the first free default subnet."""
-    found = schema.find_network(conn, DEFAULT_NETWORK)
+    found = schema.network_named(conn, DEFAULT_NETWORK)
     if found is not None:
         return found
     with schema.transaction(conn):
-        found = schema.find_network(conn, DEFAULT_NETWORK)
+        found = schema.network_named(conn, DEFAULT_NETWORK)
         if found is not None:
             return found
         subnet = ipam.choose_subnet(schema.list_networks(conn), default_network=True)
@@ -81,7 +81,7 @@ def create(conn: sqlite3.Connection, name: str, *, driver: str = "bridge",
     opts = _options(options or {})
     ensure_default(conn)
     with schema.transaction(conn):
-        if schema.find_network(conn, name) is not None:
+        if schema.network_named(conn, name) is not None:
             raise AlreadyExists(f"network with name {name} already exists")
         existing = schema.list_networks(conn)
         if subnet is None:

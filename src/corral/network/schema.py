@@ -103,6 +103,11 @@ def find_network(conn: sqlite3.Connection, name_or_id: str) -> Network | None:
     return None if row is None else _network(row)
 
 
+def network_named(conn: sqlite3.Connection, name: str) -> Network | None:
+    row = conn.execute("SELECT * FROM networks WHERE name = ?", (name,)).fetchone()
+    return None if row is None else _network(row)
+
+
 def list_networks(conn: sqlite3.Connection) -> list[Network]:
     return [_network(r) for r in conn.execute("SELECT * FROM networks ORDER BY created, name")]
 
