@@ -1077,3 +1077,29 @@ def test_no_file_descriptor_leaks_into_the_container(runtime: Runtime, bundle: B
     assert init_fds == ["0", "1", "2", "3"]
     assert exec_fds == ["0", "1", "2", "3"]
     runtime.ok("delete", "--force", cid)
+
+
+@pytest.fixture
+def shared_mount(tmp_path: Path) -> Iterator[Path]:
+    """A host directory that is its own shared mount (a peer group to propagate from)."""
+    source = tmp_path / "shared-source"
+    source.mkdir()
+    subprocess.run(["mount", "--bind", str(source), str(source)], check=True)
+    try:
+        subprocess.run(["mount", "--make-shared", str(source)], check=True)
+        yield source
+    finally:
+        subprocess.run(["umount", "--lazy", str(source)], check=True)
+
+
+# crun 1.8 leaves bind mounts private unless rootfsPropagation is set; runc applies the option
+@pytest.mark.parametrize("runtime", [r for r in RUNTIMES if r != "crun"], indirect=True)
+@pytest.mark.parametrize(("option", "field"), [("rshared", "shared:"), ("rslave", "master:"),
+                                               ("rprivate", "-")])
+def test_bind_mount_propagation(runtime: Runtime, bundle: Bundle, shared_mount: Path,
+                                option: str, field: str) -> None:
+    bundle.add_mount("/data", "bind", str(shared_mount), ["rbind", option])
+    bundle.process["args"] = ["cat", "/proc/self/mountinfo"]
+    data = next(line.split() for line in output(runtime, bundle).splitlines()
+                if line.split()[4] == "/data")
+    assert data[6].startswith(field), data
