@@ -101,7 +101,9 @@ class RegistryDestination(ImageDestination):
 
     def put_blob(self, desc: mf.Descriptor, stream: Reader, *, layer_index: int | None,
                  reopen: Callable[[], Reader] | None = None) -> None:
-        streams = [stream]
+        # A big layer is read and hashed on a thread while this one sends.
+        ahead = ReadAhead(stream) if desc.size >= _READ_AHEAD_FROM else None
+        streams = [ahead or stream]
 
         def open_body() -> BinaryIO:  # the first attempt reads `stream`; a retry reopens
             if streams:
@@ -110,8 +112,14 @@ class RegistryDestination(ImageDestination):
                 raise ConnectionError(f"upload of {desc.digest} dropped and cannot be restarted")
             return cast(BinaryIO, _Closing(reopen()))
 
-        self.client.upload_blob(self.ref.path, desc.digest, desc.size, open_body,
-                                chunk_size=self.chunk_size)
+        try:
+            self.client.upload_blob(self.ref.path, desc.digest, desc.size, open_body,
+                                    chunk_size=self.chunk_size)
+            if ahead is not None:
+                ahead.drain()  # to EOF, where the local blob's own check raises
+        finally:
+            if ahead is not None:
+                ahead.close()
 
     def put_manifest(self, raw: bytes, media_type: str, *, names: Sequence[str] = ()) -> None:
         target = self.ref.digest or self.ref.tag or reference.DEFAULT_TAG
