@@ -231,3 +231,18 @@ def test_oci_archive_with_several_images_round_trips(busybox_id: str, tmp_path: 
     out = corral("load", "-i", str(archive)).stdout.splitlines()
     assert sorted(out) == ["Loaded image: busybox:latest", "Loaded image: localhost/app:2"]
     assert sorted(corral("images", "-q", "--no-trunc").stdout.split()) == sorted([busybox_id, app])
+
+
+def test_an_image_in_use_is_kept(busybox_id: str) -> None:
+    """rmi refuses an image a container uses; -f untags it and keeps it until the container goes."""
+    cid = corral("create", "busybox", "true").stdout.strip()
+    r = corral("rmi", "busybox", check=False)
+    assert r.returncode == 125
+    assert r.stderr == (f'Error: conflict: unable to remove repository reference "busybox" '
+                        f"(must force) - container {cid[:12]} is using its referenced image "
+                        f"{busybox_id[7:19]}\n")
+    assert corral("rmi", "-f", "busybox").stdout == "Untagged: busybox:latest\n"
+    assert corral("images", "-q", "--no-trunc").stdout.split() == [busybox_id]
+    assert corral("image", "prune", "-af").stdout == "Total reclaimed space: 0B\n"
+    corral("rm", cid)
+    assert f"deleted: {busybox_id}" in corral("image", "prune", "-f").stdout
