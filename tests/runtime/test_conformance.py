@@ -1103,3 +1103,21 @@ def test_bind_mount_propagation(runtime: Runtime, bundle: Bundle, shared_mount: 
     data = next(line.split() for line in output(runtime, bundle).splitlines()
                 if line.split()[4] == "/data")
     assert data[6].startswith(field), data
+
+
+@pytest.mark.parametrize("sysctl", ["vm.stat_interval", "net.ipv4.ip_forward", "kernel.shmmni"])
+def test_sysctls_that_would_change_the_host_are_refused(runtime: Runtime, bundle: Bundle,
+                                                        sysctl: str) -> None:
+    # not namespaced at all, or namespaced by a namespace the container shares with the host
+    bundle.linux["namespaces"] = [ns for ns in bundle.linux["namespaces"]
+                                  if ns["type"] not in ("network", "ipc")]
+    host_file = Path("/proc/sys", sysctl.replace(".", "/"))
+    before = host_file.read_text()
+    bundle.linux["sysctl"] = {sysctl: str(int(before.split()[0]) + 1)}
+    try:
+        result = runtime.run(bundle)
+        assert result.returncode != 0
+        assert sysctl in result.stderr
+        assert host_file.read_text() == before
+    finally:
+        host_file.write_text(before)  # undo a runtime that got it wrong
