@@ -145,3 +145,32 @@ def test_two_pulls_of_the_same_image_at_once(registry: Registry, service: ImageS
         assert proc.returncode == 0, err
         assert out.decode() == f"{ref}\n"
     assert _listed() == [ref]
+
+
+def test_push_of_a_big_layer_and_of_a_damaged_local_blob(registry: Registry, service: ImageService,
+                                                          tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        data = os.urandom(9 << 20)  # above the read-ahead threshold
+        info = tarfile.TarInfo("big.bin")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    buf.seek(0)
+    name = f"{registry.host}/bad/bigpush:latest"
+    image = service.import_tar(buf, names=[name])
+    corral("push", "-q", name)
+    skopeo("copy", "--src-tls-verify=false", f"docker://{name}", f"oci:{tmp_path / 'copy'}:x")  # verifies
+    (layer,) = service.manifest(image).layers
+    blob = service.content.path(layer.digest)
+    rotten = bytearray(blob.read_bytes())
+    rotten[len(rotten) // 2] ^= 0xFF  # the store's copy rots
+    blob.write_bytes(bytes(rotten))
+    # By another name of the registry, so nothing is mounted from bad/bigpush: bytes must go.
+    other = registry.host.replace("127.0.0.1", "localhost") + "/bad/bigpush-copy:latest"
+    line = _fails("push", name, other)
+    assert "digest mismatch" in line or "another digest" in line
+    assert subprocess.run(["skopeo", "inspect", "--tls-verify=false", f"docker://{other}"],
+                          capture_output=True).returncode
