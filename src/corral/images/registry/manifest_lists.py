@@ -139,7 +139,8 @@ def push(lists: ManifestLists, name: str, destination: str | None = None, *,
             src_ref = reference.parse(f"{entry.source}@{digest}")
             same_registry = src_ref.domain == dest.domain
             target = reference.Reference(dest.domain, dest.path, None, digest)
-            with RegistrySource(src_ref, connect(src_ref, options)) as src, RegistryDestination(
+            source_options = replace(options, credentials=None)  # --creds are the destination's
+            with RegistrySource(src_ref, connect(src_ref, source_options)) as src, RegistryDestination(
                 target, connect(dest, options), mount_from=[src_ref.path] if same_registry else [],
                 chunk_size=options.chunk_size,
             ) as dst:
