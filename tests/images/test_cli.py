@@ -246,3 +246,12 @@ def test_an_image_in_use_is_kept(busybox_id: str) -> None:
     assert corral("image", "prune", "-af").stdout == "Total reclaimed space: 0B\n"
     corral("rm", cid)
     assert f"deleted: {busybox_id}" in corral("image", "prune", "-f").stdout
+
+
+def test_loading_an_image_twice_adds_names_and_no_garbage(busybox_id: str, tmp_path: Path) -> None:
+    corral("save", "--format", "oci-archive", "-o", str(tmp_path / "o.tar"), "busybox")
+    corral("tag", "busybox", "localhost/other:1")
+    corral("rmi", "busybox")
+    assert corral("load", "-i", str(tmp_path / "o.tar")).stdout == "Loaded image: busybox:latest\n"
+    assert corral("images", "-q").stdout.split() == [busybox_id[7:19]] * 2
+    assert corral("image", "prune", "-f").stdout == "Total reclaimed space: 0B\n"

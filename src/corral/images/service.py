@@ -213,6 +213,11 @@ class ImageService:
                 raise Conflict(f"multiple IDs found with provided prefix: {text}")
         raise NotFound(f"No such image: {text}")
 
+    def by_id(self, image_id: str) -> Image | None:
+        """The image with this full id, if the store has it."""
+        found = self._rows("WHERE i.id = ?", (image_id,))
+        return found[0] if found else None
+
     def exists(self, name_or_id: str) -> bool:
         try:
             self.get(name_or_id)

@@ -100,8 +100,10 @@ class LocalDestination(ImageDestination):
     def put_manifest(self, raw: bytes, media_type: str, *, names: Sequence[str] = ()) -> None:
         if self.manifest is None:
             raise InvalidArgument("put_manifest before prepare")
-        digest = self.service.content.write(raw)
         image_id = self.manifest.config.digest
+        existing = self.service.by_id(image_id)
+        # an image already here keeps the manifest it came with; this one only adds names
+        digest = existing.digest if existing else self.service.content.write(raw)
         self.service.record_image(image_id, digest, media_type, self.config, self.manifest,
                                   self.chain_ids, names)
         self.images.append(image_id)
