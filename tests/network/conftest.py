@@ -64,9 +64,14 @@ def net_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[NetEnv]
     for key, value in extra.items():
         monkeypatch.setenv(key, value)
     p = paths()
+    env = NetEnv(env={**os.environ, **extra}, paths=p)
     try:
-        yield NetEnv(env={**os.environ, **extra}, paths=p)
+        yield env
     finally:
+        if (p.root / "containers").exists():  # real containers: stop and remove them first
+            ids = env.corral("ps", "-aq", "--no-trunc", check=False).stdout.split()
+            if ids:
+                env.corral("rm", "-f", *ids, check=False)
         cleanup_state(p)
         for subnet in leased:
             leases.release_subnet(subnet)

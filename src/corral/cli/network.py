@@ -194,11 +194,11 @@ def prune(force: bool, filters: tuple[str, ...]) -> None:
         click.echo("".join(f"{n.name}\n" for n in removed), nl=False)
 
 
-def _container(conn: sqlite3.Connection, ref: str) -> str:
-    found = schema.find_container(conn, ref)
-    if found is None:
-        raise NotFound(f"No such container: {ref}")
-    return found
+def _container(ref: str) -> str:
+    """The container's id, by the containers store's lookup (names follow `rename`)."""
+    from corral.containers.store import Store
+
+    return Store(paths()).get(ref).id
 
 
 @network.command(name="connect")
@@ -209,7 +209,7 @@ def _container(conn: sqlite3.Connection, ref: str) -> str:
 def connect(ip: str | None, alias: tuple[str, ...], name: str, container: str) -> None:
     """Connect a container to a network."""
     conn = _conn()
-    attach.connect(conn, paths(), _container(conn, container), Attach(name, ip, alias))
+    attach.connect(conn, paths(), _container(container), Attach(name, ip, alias))
 
 
 @network.command(name="disconnect")
@@ -219,7 +219,7 @@ def connect(ip: str | None, alias: tuple[str, ...], name: str, container: str) -
 def disconnect(force: bool, name: str, container: str) -> None:
     """Disconnect a container from a network."""
     conn = _conn()
-    attach.disconnect(conn, paths(), _container(conn, container), name)
+    attach.disconnect(conn, paths(), _container(container), name)
 
 
 @click.command(name="port")
@@ -228,7 +228,7 @@ def disconnect(force: bool, name: str, container: str) -> None:
 def port(container: str, private_port: str | None) -> None:
     """List a container's published ports, or the host address of one."""
     conn = _conn()
-    cid = _container(conn, container)
+    cid = _container(container)
     lines = []
     for m in attach.published(conn, cid):
         for i in range(m.count):

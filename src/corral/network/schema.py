@@ -210,13 +210,3 @@ def reserve_port(conn: sqlite3.Connection, host_ip: str, host_port: int, protoco
 def free_ports(conn: sqlite3.Connection, container_id: str) -> None:
     conn.execute("DELETE FROM host_ports WHERE container_id = ?", (container_id,))
 
-
-def find_container(conn: sqlite3.Connection, ref: str) -> str | None:
-    """A container id by name, full id or unique id prefix, among containers with a network."""
-    row = conn.execute("SELECT container_id FROM net_containers WHERE container_id = ? OR name = ?"
-                       " ORDER BY name = ? DESC", (ref, ref, ref)).fetchone()
-    if row is None and ref and all(c in "0123456789abcdef" for c in ref):
-        rows = conn.execute("SELECT container_id FROM net_containers WHERE container_id LIKE ?",
-                            (ref + "%",)).fetchall()
-        row = rows[0] if len(rows) == 1 else None
-    return None if row is None else str(row["container_id"])

@@ -1,0 +1,208 @@
+"""End to end with real containers: `corral run` with published ports, user networks, names
+and aliases, connect/disconnect, the network modes, cleanup and bad input."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.network.conftest import HOST_ADDRESS, http_get
+
+GET = "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {host} 80"
+
+
+def _free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("0.0.0.0", 0))
+        return int(s.getsockname()[1])
+
+
+def _iptables() -> str:
+    return subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
+
+
+def _wait_http(host: str, port: int, timeout: float = 10) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return http_get(host, port, timeout=2)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _httpd(net_env, www: Path, *flags: str) -> str:  # type: ignore[no-untyped-def]
+    return net_env.corral("run", "-d", *flags, "-v", f"{www}:/www:ro", "busybox", "httpd",
+                          "-f", "-p", "80", "-h", "/www").stdout.strip()
+
+
+def _ip(net_env, ref: str, network: str) -> str:  # type: ignore[no-untyped-def]
+    doc = json.loads(net_env.corral("inspect", ref).stdout)[0]
+    return str(doc["NetworkSettings"]["Networks"][network]["IPAddress"])
+
+
+def test_published_port_from_host_and_outside_and_after_restart(net_env, www, outside) -> None:  # type: ignore[no-untyped-def]
+    port = _free_port()
+    _httpd(net_env, www, "--name", "web", "-p", f"{port}:80", "-p", "80")
+    assert _wait_http("127.0.0.1", port) == "hello from corral\n"
+    assert http_get(HOST_ADDRESS, port) == "hello from corral\n"
+    reply = outside.run("busybox", "nc", "-w", "5", HOST_ADDRESS, str(port),
+                        input="GET / HTTP/1.0\r\n\r\n")
+    assert "hello from corral" in reply.stdout, reply.stderr
+    listing = net_env.corral("port", "web").stdout.splitlines()
+    assert f"80/tcp -> 0.0.0.0:{port}" in listing and len(listing) == 2
+    random_port = int(next(line for line in listing if str(port) not in line).rsplit(":", 1)[1])
+    assert _wait_http("127.0.0.1", random_port) == "hello from corral\n"
+    doc = json.loads(net_env.corral("inspect", "web").stdout)[0]
+    assert {"HostIp": "0.0.0.0", "HostPort": str(port)} in doc["NetworkSettings"]["Ports"][
+        "80/tcp"]
+    net_env.corral("restart", "-t", "0", "web")
+    assert net_env.corral("port", "web").stdout.splitlines() == listing  # same ports
+    assert _wait_http("127.0.0.1", port) == "hello from corral\n"
+    assert _wait_http("127.0.0.1", random_port) == "hello from corral\n"
+
+
+ECHO = ("import socket,sys\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+        "s.bind(('0.0.0.0',5353))\nprint('ready',flush=True)\n"
+        "while True:\n d,a=s.recvfrom(100)\n s.sendto(b'echo:'+d,a)\n")
+
+
+def test_udp_through_a_published_port(net_env) -> None:  # type: ignore[no-untyped-def]
+    port = _free_port(socket.SOCK_DGRAM)
+    net_env.corral("run", "-d", "--name", "udp", "-p", f"127.0.0.1:{port}:5353/udp", "busybox",
+                   "sleep", "300")
+    sandbox = json.loads(net_env.corral("inspect", "udp").stdout)[0]["NetworkSettings"][
+        "SandboxKey"]
+    # busybox has no UDP server: a host program in the container's network namespace serves
+    server = subprocess.Popen(["nsenter", f"--net={sandbox}", "python3", "-c", ECHO],
+                              stdout=subprocess.PIPE)
+    try:
+        assert server.stdout is not None and server.stdout.readline() == b"ready\n"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(5)
+            s.sendto(b"ping", ("127.0.0.1", port))
+            assert s.recvfrom(100)[0] == b"echo:ping"
+    finally:
+        server.kill()
+        server.wait()
+    assert net_env.corral("port", "udp", "5353/udp").stdout == f"127.0.0.1:{port}\n"
+
+
+def test_names_aliases_isolation_and_connect(net_env, www) -> None:  # type: ignore[no-untyped-def]
+    net_env.corral("network", "create", "front")
+    net_env.corral("network", "create", "back")
+    _httpd(net_env, www, "--name", "web", "--network", "front", "--network-alias", "www")
+    web_ip = _ip(net_env, "web", "front")
+    for name in ("web", "www"):
+        found = net_env.corral("run", "--rm", "--network", "front", "busybox", "nslookup", name)
+        assert web_ip in found.stdout, found.stdout
+    got = net_env.corral("run", "--rm", "--network", "front", "busybox", "sh", "-c",
+                         GET.format(host="www"))
+    assert "hello from corral" in got.stdout
+    net_env.corral("run", "-d", "--name", "stranger", "--network", "back", "busybox", "sleep",
+                   "300")
+    blocked = net_env.corral("exec", "stranger", "sh", "-c",
+                             GET.format(host=web_ip).replace("-w 3", "-w 2"), check=False)
+    assert "hello" not in blocked.stdout
+    net_env.corral("network", "connect", "front", "stranger")
+    joined = net_env.corral("exec", "stranger", "sh", "-c", GET.format(host="web"))
+    assert "hello from corral" in joined.stdout
+    assert set(json.loads(net_env.corral("inspect", "stranger").stdout)[0]["NetworkSettings"][
+        "Networks"]) == {"front", "back"}
+    net_env.corral("network", "disconnect", "front", "stranger")
+    again = net_env.corral("exec", "stranger", "sh", "-c",
+                           GET.format(host=web_ip).replace("-w 3", "-w 2"), check=False)
+    assert "hello" not in again.stdout
+
+
+def test_thirty_containers_on_one_network(net_env, www) -> None:  # type: ignore[no-untyped-def]
+    net_env.corral("network", "create", "many")
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda i: _httpd(net_env, www, "--name", f"m{i}", "--network", "many"),
+                      range(30)))
+    members = json.loads(net_env.corral("network", "inspect", "many").stdout)[0]["Containers"]
+    ips = [m["IPv4Address"].split("/")[0] for m in members.values()]
+    assert len(ips) == 30 and len(set(ips)) == 30
+    for ip in ips:
+        assert _wait_http(ip, 80) == "hello from corral\n"
+
+
+def test_network_modes_and_etc_files(net_env, www) -> None:  # type: ignore[no-untyped-def]
+    none = net_env.corral("run", "--rm", "--network", "none", "busybox", "ip", "-o", "link")
+    assert "lo:" in none.stdout and "eth0" not in none.stdout
+    host = net_env.corral("run", "--rm", "--network", "host", "busybox", "ip", "-o", "addr")
+    assert HOST_ADDRESS in host.stdout
+    _httpd(net_env, www, "--name", "box")
+    box_ip = _ip(net_env, "box", "bridge")
+    shared = net_env.corral("run", "--rm", "--network", "container:box", "busybox", "sh", "-c",
+                            "ip -o addr; " + GET.format(host="127.0.0.1"))
+    assert box_ip in shared.stdout and "hello from corral" in shared.stdout
+    files = net_env.corral("run", "--rm", "--hostname", "h1.example", "--dns", "10.9.9.9",
+                           "--dns-search", "corp.example", "--add-host", "db:10.1.2.3",
+                           "--add-host", "gw:host-gateway", "busybox", "sh", "-c",
+                           "hostname; cat /etc/resolv.conf /etc/hosts").stdout
+    gateway = json.loads(net_env.corral("network", "inspect", "bridge").stdout)[0]["IPAM"][
+        "Config"][0]["Gateway"]
+    assert files.startswith("h1.example\n")
+    assert "nameserver 10.9.9.9" in files and "search corp.example" in files
+    assert "10.1.2.3\tdb" in files and f"{gateway}\tgw" in files and "h1.example h1" in files
+    # the default network has no DNS: names of other containers do not resolve
+    assert box_ip not in net_env.corral("run", "--rm", "busybox", "nslookup", "box",
+                                        check=False).stdout
+
+
+def test_rm_releases_address_port_rules_and_namespace(net_env, www) -> None:  # type: ignore[no-untyped-def]
+    net_env.corral("network", "create", "tidy")
+    port = _free_port()
+    cid = _httpd(net_env, www, "--name", "gone", "--network", "tidy", "-p", f"{port}:80")
+    assert _wait_http("127.0.0.1", port) == "hello from corral\n"
+    assert f"--dport {port}" in _iptables()
+    net_env.corral("rm", "-f", "gone")
+    assert f"--dport {port}" not in _iptables()
+    assert not (net_env.paths.runroot / "netns" / cid).exists()
+    assert json.loads(net_env.corral("network", "inspect", "tidy").stdout)[0]["Containers"] == {}
+    net_env.corral("network", "rm", "tidy")
+    # --rm: the exit command releases everything without a CLI
+    rm_port = _free_port()
+    net_env.corral("run", "--rm", "-p", f"{rm_port}:80", "busybox", "true")
+    assert f"--dport {rm_port}" not in _iptables()
+
+
+@pytest.mark.parametrize("case", ["port in use", "unknown network", "invalid ip",
+                                  "ip on default network", "network in use"])
+def test_bad_input_is_one_line_exit_125_and_nothing_half_done(net_env, case: str) -> None:  # type: ignore[no-untyped-def]
+    net_env.corral("network", "create", "bad")
+    with socket.socket() as busy:
+        busy.bind(("0.0.0.0", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        args, message = {
+            "port in use": (["run", "-d", "-p", f"{port}:80", "busybox", "sleep", "30"],
+                            f"0.0.0.0:{port}/tcp failed: port is already in use"),
+            "unknown network": (["run", "--network", "nosuch", "busybox", "true"],
+                                "network nosuch not found"),
+            "invalid ip": (["run", "--network", "bad", "--ip", "10.300.1.1", "busybox", "true"],
+                           "invalid IP address '10.300.1.1'"),
+            "ip on default network": (["run", "--ip", "10.1.1.1", "busybox", "true"],
+                                      "supported on user defined networks only"),
+            "network in use": (["network", "rm", "bad"], "network bad is in use"),
+        }[case]
+        if case == "network in use":
+            net_env.corral("run", "-d", "--network", "bad", "busybox", "sleep", "30")
+        proc = net_env.corral(*args, check=False)
+    assert proc.returncode == 125, proc.stderr
+    assert message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert f"--dport {port}" not in _iptables()
+    running = net_env.corral("ps", "-q").stdout.split()
+    assert len(running) == (1 if case == "network in use" else 0)
+    netns_dir = net_env.paths.runroot / "netns"
+    leftovers = [p.name for p in netns_dir.iterdir() if not p.name.startswith(".")] if (
+        netns_dir.exists()) else []
+    assert len(leftovers) == len(running)
