@@ -4,7 +4,9 @@
 
 One bundle (the busybox rootfs, `runc spec`'s config running `true`) goes through each runtime:
 `run` (the whole life of a container in one command), and `create`, `start`, `delete` timed one
-by one. Wall time is measured around each command with time.perf_counter. Peak RSS comes from
+by one. Wall time is measured around each command with time.perf_counter, CPU time (user +
+system, the command and the processes it reaps) from os.wait4: it moves less with machine load
+than wall time does. Peak RSS comes from
 extra rounds under GNU time (`/usr/bin/time -f %M`: the largest ru_maxrss of the runtime and the
 helpers it forks and reaps); it cannot come from our own os.wait4, because a child forked from
 this Python process starts with this process's RSS already counted. Runs are interleaved across
@@ -39,29 +41,32 @@ OPS = ("run", "create", "start", "delete")
 
 @dataclass
 class Sample:
-    """Seconds and peak RSS (KiB) of each operation, over all runs of one runtime."""
+    """Wall and CPU seconds and peak RSS (KiB) of each operation, over all runs of a runtime."""
 
     seconds: dict[str, list[float]] = field(default_factory=lambda: {op: [] for op in OPS})
+    cpu: dict[str, list[float]] = field(default_factory=lambda: {op: [] for op in OPS})
     rss_kib: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OPS, 0))
 
 
 GNU_TIME = "/usr/bin/time"
 
 
-def timed(argv: list[str], *, rss: bool = False) -> tuple[float, int]:
-    """(wall seconds, peak RSS KiB or 0) of one command; its stdio goes to /dev/null."""
+def timed(argv: list[str], *, rss: bool = False) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds, peak RSS KiB or 0) of one command; stdio to /dev/null."""
     with tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
         if rss:
             argv = [GNU_TIME, "-f", "%M", *argv]
-        result = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=err, check=False)
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
         elapsed = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
         output = err.read().decode()
-    if result.returncode != 0:
-        raise SystemExit(f"{' '.join(argv)} failed ({result.returncode}): {output}")
-    return elapsed, int(output.split()[-1]) if rss else 0
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}): {output}")
+    return elapsed, usage.ru_utime + usage.ru_stime, int(output.split()[-1]) if rss else 0
 
 
 def one_round(binary: str, root: Path, bundle: Path, sample: Sample, *, rss: bool) -> None:
@@ -70,11 +75,12 @@ def one_round(binary: str, root: Path, bundle: Path, sample: Sample, *, rss: boo
     base = [binary, "--root", str(root)]
 
     def record(op: str, argv: list[str]) -> None:
-        seconds, kib = timed(argv, rss=rss)
+        seconds, cpu, kib = timed(argv, rss=rss)
         if rss:
             sample.rss_kib[op] = max(sample.rss_kib[op], kib)
         else:
             sample.seconds[op].append(seconds)
+            sample.cpu[op].append(cpu)
 
     record("run", [*base, "run", "--bundle", str(bundle), f"bench-{uuid.uuid4().hex[:12]}"])
     cid = f"bench-{uuid.uuid4().hex[:12]}"
@@ -110,27 +116,34 @@ def make_bundle(where: Path) -> Path:
     return bundle
 
 
-def python_baseline(runs: int) -> float:
-    """Median seconds of a bare `python -I -S -c pass` (the floor for a Python runtime)."""
+def python_baseline(runs: int) -> tuple[float, float]:
+    """Median wall and CPU seconds of `python -I -S -c pass` (the floor for a Python runtime)."""
     real = os.path.realpath(sys.executable)
-    return statistics.median(timed([real, "-I", "-S", "-c", "pass"])[0] for _ in range(runs))
+    samples = [timed([real, "-I", "-S", "-c", "pass"]) for _ in range(runs)]
+    return statistics.median(w for w, _, _ in samples), statistics.median(c for _, c, _ in samples)
 
 
-def report(samples: dict[str, Sample], baseline: float, runs: int) -> None:
-    names = list(samples)
-    print(f"{runs} runs each, median ms per operation (peak RSS MiB); "
-          f"python -I -S -c pass: {baseline * 1000:.1f} ms")
-    print(f"{'op':8}" + "".join(f"{n:>24}" for n in names) + "".join(
-        f"{'corral/' + other:>16}" for other in ("runc", "crun") if other in names))
+def table(title: str, unit: str, values: dict[str, dict[str, float]]) -> None:
+    """One row per operation: each runtime's value, then corral-runtime's ratio to the others."""
+    names = list(values)
+    others = [o for o in ("runc", "crun") if o in names and "corral-runtime" in names]
+    print(f"\n{title}")
+    print(f"{'op':8}" + "".join(f"{n:>16}" for n in names)
+          + "".join(f"{'corral/' + o:>14}" for o in others))
     for op in OPS:
-        medians = {n: statistics.median(samples[n].seconds[op]) for n in names}
-        row = f"{op:8}" + "".join(
-            f"{medians[n] * 1000:>14.1f} ({samples[n].rss_kib[op] / 1024:5.1f} MiB)" for n in names)
-        if "corral-runtime" in names:
-            for other in ("runc", "crun"):
-                if other in names:
-                    row += f"{medians['corral-runtime'] / medians[other]:>16.2f}"
+        row = f"{op:8}" + "".join(f"{values[n][op]:>13.1f} {unit}" for n in names)
+        row += "".join(f"{values['corral-runtime'][op] / values[o][op]:>14.2f}" for o in others)
         print(row)
+
+
+def report(samples: dict[str, Sample], baseline: tuple[float, float], runs: int) -> None:
+    print(f"{runs} runs per runtime; python -I -S -c pass: {baseline[0] * 1000:.1f} ms wall, "
+          f"{baseline[1] * 1000:.1f} ms CPU")
+    table("wall time, median", "ms", {n: {op: statistics.median(s.seconds[op]) * 1000 for op in OPS}
+                                      for n, s in samples.items()})
+    table("CPU time (user+sys), median", "ms",
+          {n: {op: statistics.median(s.cpu[op]) * 1000 for op in OPS} for n, s in samples.items()})
+    table("peak RSS", "MiB", {n: {op: s.rss_kib[op] / 1024 for op in OPS} for n, s in samples.items()})
 
 
 def main() -> None:
