@@ -120,6 +120,10 @@ def test_names_aliases_isolation_and_connect(net_env, www) -> None:  # type: ign
     again = net_env.corral("exec", "stranger", "sh", "-c",
                            GET.format(host=web_ip).replace("-w 3", "-w 2"), check=False)
     assert "hello" not in again.stdout
+    net_env.corral("rename", "web", "web2")  # DNS follows the new name from the next start
+    net_env.corral("restart", "-t", "0", "web2")
+    found = net_env.corral("run", "--rm", "--network", "front", "busybox", "nslookup", "web2")
+    assert _ip(net_env, "web2", "front") in found.stdout
 
 
 def test_thirty_containers_on_one_network(net_env, www) -> None:  # type: ignore[no-untyped-def]

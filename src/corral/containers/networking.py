@@ -71,14 +71,14 @@ def prepare(paths: Paths, container_id: str, name: str, opts: RunOptions,
 
 def setup(paths: Paths, container_id: str, mode: str) -> attach.PendingPlan:
     """Start plumbing; call `.wait()` on the result before the runtime starts the program."""
-    conn = _conn(paths)
-    if schema.container(conn, container_id) is None:  # a `create` killed before prepare
-        from corral.containers.store import Store
+    from corral.containers.store import Store
 
-        rec = Store(paths).get(container_id)
+    conn = _conn(paths)
+    rec = Store(paths).get(container_id)
+    if schema.container(conn, container_id) is None:  # a `create` killed before prepare
         opts = RunOptions.from_json(rec.options)
         attach.prepare(conn, paths, container_id, rec.name, request(paths, opts, {}))
-    return attach.begin_setup(conn, paths, container_id)
+    return attach.begin_setup(conn, paths, container_id, rec.name)
 
 
 def teardown(paths: Paths, container_id: str, mode: str) -> None:

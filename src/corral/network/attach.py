@@ -248,9 +248,15 @@ def setup(conn: sqlite3.Connection, paths: Paths, container_id: str) -> NetworkP
     return begin_setup(conn, paths, container_id).wait()
 
 
-def begin_setup(conn: sqlite3.Connection, paths: Paths, container_id: str) -> PendingPlan:
-    """`setup`, with netavark left running in the background until `wait()`."""
+def begin_setup(conn: sqlite3.Connection, paths: Paths, container_id: str,
+                name: str | None = None) -> PendingPlan:
+    """`setup`, with netavark left running in the background until `wait()`. `name`: the
+    container's current name (after a rename), which DNS then answers for."""
     row = _row(conn, container_id)
+    if name is not None and name != row["name"]:
+        with schema.transaction(conn):
+            schema.set_name(conn, container_id, name)
+        row = _row(conn, container_id)
     if row["live"] is not None:
         teardown(conn, paths, container_id)  # a stale plumbing (killed command, reboot)
         row = _row(conn, container_id)

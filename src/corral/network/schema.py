@@ -154,6 +154,10 @@ def set_ports(conn: sqlite3.Connection, container_id: str, ports: list[dict[str,
                  (json.dumps(ports), container_id))
 
 
+def set_name(conn: sqlite3.Connection, container_id: str, name: str) -> None:
+    conn.execute("UPDATE net_containers SET name = ? WHERE container_id = ?", (name, container_id))
+
+
 def set_live(conn: sqlite3.Connection, container_id: str, live: dict[str, Any] | None) -> None:
     conn.execute("UPDATE net_containers SET live = ? WHERE container_id = ?",
                  (None if live is None else json.dumps(live), container_id))
