@@ -9,8 +9,8 @@ MUST read it to EOF before it makes the blob visible (EOF is where a mismatch ra
 
 Ownership: the caller opens a transport, runs one or more copies, commits, closes:
 
-    with open_source(...) as src, LocalDestination(service, names) as dst:
-        result = copy(src, dst)
+    with RegistrySource(...) as src, LocalDestination(service) as dst:
+        result = copy(src, dst, names=[...])
         dst.commit()
 """
 

@@ -51,34 +51,16 @@ class DockerArchive:
         except (ValueError, KeyError, TypeError) as e:
             raise InvalidArgument(f"{reader.name}: malformed manifest.json: {e!r}") from None
 
-    @classmethod
-    def open(cls, source: str | Path | IO[bytes], spool_dir: Path | None = None) -> DockerArchive:
-        return cls(ArchiveReader(source, spool_dir=spool_dir))
-
-    def source(self, ref: str | int = 0, *, owns_archive: bool = False) -> DockerArchiveSource:
-        if isinstance(ref, str):
-            if not ref:
-                if len(self.images) != 1:
-                    raise InvalidArgument(f"{self.reader.name}: {len(self.images)} images in the "
-                                          "archive, name one")
-                ref = 0
-            else:
-                full = str(reference.parse(ref))
-                matches = [i for i, im in enumerate(self.images) if full in im.repo_tags]
-                if not matches:
-                    raise InvalidArgument(f"{self.reader.name}: no image tagged {ref}")
-                ref = matches[0]
-        return DockerArchiveSource(self, self.images[ref], owns_archive=owns_archive)
+    def source(self, index: int) -> DockerArchiveSource:
+        return DockerArchiveSource(self, self.images[index])
 
     def close(self) -> None:
         self.reader.close()
 
 
 class DockerArchiveSource(ImageSource):
-    def __init__(self, archive: DockerArchive, image: ArchivedImage, *,
-                 owns_archive: bool = False) -> None:
+    def __init__(self, archive: DockerArchive, image: ArchivedImage) -> None:
         self.archive = archive
-        self.owns_archive = owns_archive
         self.image = image
         self.reference = f"docker-archive:{archive.reader.name}"
         r = archive.reader
@@ -117,10 +99,6 @@ class DockerArchiveSource(ImageSource):
         if path is None:
             raise InvalidArgument(f"{self.reference}: blob {desc.digest} is not in the archive")
         return self.archive.reader.open(path)
-
-    def close(self) -> None:
-        if self.owns_archive:
-            self.archive.close()
 
 
 class DockerArchiveDestination(ImageDestination):

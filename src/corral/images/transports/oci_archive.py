@@ -32,30 +32,15 @@ class OCIArchive:
         self.reader = reader
         self.index = read_index(reader, reader.name)
 
-    @classmethod
-    def open(cls, source: str | Path | IO[bytes], spool_dir: Path | None = None) -> OCIArchive:
-        return cls(ArchiveReader(source, spool_dir=spool_dir))
-
     def entries(self) -> list[tuple[mf.Descriptor, str]]:
         """(index entry, the full name it carries or '')."""
         return [(d, entry_name(d)) for d in self.index.manifests]
 
-    def source(self, entry: mf.Descriptor | None = None, ref: str = "") -> OCILayoutSource:
-        return OCILayoutSource(f"oci-archive:{self.reader.name}", ref, files=self.reader,
-                               entry=entry)
+    def source(self, entry: mf.Descriptor) -> OCILayoutSource:
+        return OCILayoutSource(f"oci-archive:{self.reader.name}", files=self.reader, entry=entry)
 
     def close(self) -> None:
         self.reader.close()
-
-
-class OCIArchiveSource(OCILayoutSource):
-    def __init__(self, path: str, ref: str = "") -> None:
-        self.archive = OCIArchive.open(path)
-        super().__init__(path, ref, files=self.archive.reader)
-        self.reference = f"oci-archive:{path}" + (f":{ref}" if ref else "")
-
-    def close(self) -> None:
-        self.archive.close()
 
 
 class OCIArchiveDestination(ImageDestination):
