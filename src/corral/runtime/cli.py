@@ -132,6 +132,15 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as e:  # the edge: conmon and podman show this one line
+        # An error nothing below named (a kernel refusal, a bug): one line like runc's, in the
+        # log format callers parse; the traceback only with --debug.
+        if log.debug_enabled:
+            import traceback
+
+            log.debug(traceback.format_exc())
+        log.error(f"{type(e).__name__}: {e}")
+        return 1
 
 
 if __name__ == "__main__":
