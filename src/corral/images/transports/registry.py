@@ -20,7 +20,7 @@ from corral.images import manifest as mf
 from corral.images import reference
 from corral.images.registry import credentials
 from corral.images.registry.auth import Credentials
-from corral.images.registry.client import BlobStream, RegistryClient
+from corral.images.registry.client import RegistryClient
 from corral.images.registry.hosts import host_config
 from corral.images.transports.base import ImageDestination, ImageSource
 from corral.store.streams import ReadAhead, Reader
@@ -145,18 +145,5 @@ class _Closing:
         pass
 
 
-def open_source(text: str, options: RegistryOptions = DEFAULT_OPTIONS) -> RegistrySource:
-    """`docker://registry/repo:tag` (without the prefix) as a source."""
-    ref = reference.parse(text)
-    return RegistrySource(ref, connect(ref, options))
-
-
-def open_destination(text: str, options: RegistryOptions = DEFAULT_OPTIONS, *,
-                     mount_from: Sequence[str] = ()) -> RegistryDestination:
-    ref = reference.parse(text)
-    return RegistryDestination(ref, connect(ref, options), mount_from=mount_from,
-                               chunk_size=options.chunk_size)
-
-
-__all__ = ["DEFAULT_OPTIONS", "BlobStream", "RegistryDestination", "RegistryOptions", "RegistrySource",
-           "connect", "open_destination", "open_source"]
+__all__ = ["DEFAULT_OPTIONS", "RegistryDestination", "RegistryOptions", "RegistrySource",
+           "connect"]
