@@ -147,3 +147,24 @@ def test_corrupt_compressed_layer_is_one_error(service: ImageService, tmp_path: 
         load_layout(service, tmp_path / "layout", "test/corrupt:1")
     assert service.list() == []
     assert list(service.driver.chain_ids()) == []
+
+
+def test_many_layers_mount_or_say_why_not(service: ImageService, tmp_path: Path) -> None:
+    """30 layers stack in one overlay mount; 120 do not fit a page of options: a clear error."""
+    from corral.errors import InvalidArgument
+
+    if service.driver.name != "overlay":
+        pytest.skip("overlay only")
+    layers = [tar_bytes(Entry(f"layer{i:03d}", data=str(i).encode())) for i in range(120)]
+    write_layout(tmp_path / "thirty", layers[:30], compression="")
+    image = load_layout(service, tmp_path / "thirty", "test/thirty:1")
+    rootfs = tmp_path / "rootfs"
+    mounted(service.rootfs_mounts(image, tmp_path / "u", tmp_path / "w"), rootfs)
+    try:
+        assert sorted(os.listdir(rootfs)) == [f"layer{i:03d}" for i in range(30)]
+    finally:
+        subprocess.run(["umount", str(rootfs)], check=True)
+    write_layout(tmp_path / "many", layers, compression="")
+    many = load_layout(service, tmp_path / "many", "test/many:1")
+    with pytest.raises(InvalidArgument, match="an image of 120 layers does not fit one overlay"):
+        service.rootfs_mounts(many, tmp_path / "u2", tmp_path / "w2")

@@ -27,7 +27,8 @@ from corral.store.extract import Whiteouts, extract, remove_tree
 from corral.store.locks import StoreLocks
 from corral.store.streams import Reader
 
-_SHORT_ID_LEN = 26
+_SHORT_ID_LEN = 16  # 64 bits of the chain id; a clash is detected, never silently mounted
+_MOUNT_DATA_MAX = 4095  # mount(2) takes one page of options
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,11 @@ class OverlayDriver(Driver):
         link = self._short(chain_id)
         link.parent.mkdir(exist_ok=True)
         with contextlib.suppress(FileExistsError):
-            os.symlink(f"../{chain_id[7:]}/fs", link)
+            os.symlink(self._link_target(chain_id), link)
+
+    @staticmethod
+    def _link_target(chain_id: str) -> str:
+        return f"../{chain_id[7:]}/fs"
 
     def mounts(self, chain_ids: Sequence[str], upper: Path, work: Path) -> list[Mount]:
         lowers = []
@@ -150,13 +155,19 @@ class OverlayDriver(Driver):
             link = self._short(chain_id)
             if not os.path.islink(link):
                 self.published(chain_id)
+            if os.readlink(link) != self._link_target(chain_id):
+                raise CorralError(f"layer {chain_id}: its short link {link} names another layer")
             lowers.append(str(link))
         if not lowers:
             empty = self.root / "empty"
             empty.mkdir(parents=True, exist_ok=True)
             lowers.append(str(empty))
-        return [Mount("overlay", "overlay", (f"lowerdir={':'.join(lowers)}",
-                                             f"upperdir={upper}", f"workdir={work}"))]
+        options = (f"lowerdir={':'.join(lowers)}", f"upperdir={upper}", f"workdir={work}")
+        if len(",".join(options)) > _MOUNT_DATA_MAX:
+            raise InvalidArgument(f"an image of {len(chain_ids)} layers does not fit one overlay "
+                                  f"mount under {self.root} (a page of mount options); use a "
+                                  "shorter CORRAL_ROOT or the vfs driver")
+        return [Mount("overlay", "overlay", options)]
 
     def remove(self, chain_id: str) -> None:
         with contextlib.suppress(FileNotFoundError):
