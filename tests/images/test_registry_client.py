@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -222,3 +223,22 @@ def test_parse_challenges() -> None:
     assert c.params == {"realm": "https://auth.example/token", "service": "reg", "scope": "repository:a/b:pull,push"}
     basic, bearer = parse_challenges('Basic realm="x", Bearer realm="y",error="insufficient_scope"')
     assert (basic.scheme, basic.params, bearer.params["error"]) == ("basic", {"realm": "x"}, "insufficient_scope")
+
+
+@pytest.mark.parametrize("certs_d", ["/etc/containers/certs.d", "/etc/docker/certs.d"])
+def test_a_ca_in_certs_d_is_trusted(tls_registry: Registry, certs_d: str) -> None:
+    """docker's and podman's default places for a registry's CA (removed again afterwards)."""
+    import shutil
+
+    assert tls_registry.cert_dir is not None
+    host_dir = Path(certs_d) / tls_registry.host  # unique: the registry's own port
+    created = not Path(certs_d).exists()
+    host_dir.mkdir(parents=True)
+    try:
+        shutil.copy(tls_registry.cert_dir / "ca.crt", host_dir / "ca.crt")
+        _client(tls_registry, tls_verify=True, credentials=Credentials(USER, PASSWORD)).ping()
+    finally:
+        shutil.rmtree(host_dir)
+        if created:  # another worker's registry may be using it: only if empty
+            with contextlib.suppress(OSError):
+                Path(certs_d).rmdir()
