@@ -174,6 +174,16 @@ class OverlayDriver(Driver):
             os.unlink(self._short(chain_id))
         super().remove(chain_id)
 
+    def clean_temp(self) -> None:
+        """Also drop short links whose snapshot is gone (a command killed mid-remove)."""
+        super().clean_temp()
+        links = self.root / "l"
+        with contextlib.suppress(FileNotFoundError):
+            for name in os.listdir(links):
+                if not os.path.exists(links / name):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(links / name)
+
 
 class CopyDriver(Driver):
     name = "vfs"
