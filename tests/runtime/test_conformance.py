@@ -1121,3 +1121,41 @@ def test_sysctls_that_would_change_the_host_are_refused(runtime: Runtime, bundle
         assert host_file.read_text() == before
     finally:
         host_file.write_text(before)  # undo a runtime that got it wrong
+
+
+@pytest.fixture
+def rootless_home(busybox_rootfs: Path) -> Iterator[Path]:
+    """A directory of uid 1000's own (bundle, rootfs copy, state root) on a path it can reach."""
+    home = Path(tempfile.mkdtemp(prefix="corral-rootless-", dir="/tmp"))
+    try:
+        home.chmod(0o755)
+        shutil.copytree(busybox_rootfs, home / "rootfs", symlinks=True)
+        for path in [home, *home.rglob("*")]:
+            os.lchown(path, ROOTLESS_UID, ROOTLESS_UID)
+        yield home
+    finally:
+        shutil.rmtree(home)
+
+
+ROOTLESS_UID = 1000
+
+
+def as_rootless_user(*argv: str, home: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["setpriv", f"--reuid={ROOTLESS_UID}", f"--regid={ROOTLESS_UID}", "--clear-groups",
+         "env", f"XDG_RUNTIME_DIR={home}/xdg", f"HOME={home}", *argv],
+        cwd=home, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_rootless(runtime: Runtime, rootless_home: Path) -> None:
+    # `spec --rootless` as the user maps container root to that user; no cgroups, no privileges
+    assert as_rootless_user("runc", "spec", "--rootless", home=rootless_home).returncode == 0
+    config = json.loads((rootless_home / "config.json").read_text())
+    config["process"].update(terminal=False, args=["sh", "-c", "id; cat /proc/self/uid_map"])
+    (rootless_home / "config.json").write_text(json.dumps(config))
+    result = as_rootless_user(runtime.binary, "--root", f"{rootless_home}/state", "run",
+                              runtime.new_id(), home=rootless_home)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "uid=0(root) gid=0(root)"
+    assert lines[1].split() == ["0", str(ROOTLESS_UID), "1"]

@@ -351,7 +351,9 @@ class Manager:
             if cgroupns:
                 entries.append(("cgroup", hierarchy.key, target))
             else:
-                entries.append(("bind", self.paths[hierarchy.key], target))
+                # a hierarchy a rootless runtime left out: bind the caller's own cgroup, as runc
+                own = self.paths.get(hierarchy.key) or hierarchy.directory(hierarchy.own)
+                entries.append(("bind", own, target))
             for controller in hierarchy.controllers:
                 if "," in target and not controller.startswith("name="):
                     entries.append(("symlink", target, controller))
