@@ -21,7 +21,6 @@ import secrets
 import shutil
 import sys
 from collections.abc import Iterator, Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -144,7 +143,7 @@ class Containers:
             raise NotFound(f"Unable to find image '{ref}' locally; pulling it failed: {e}") from e
 
     def _insert(self, opts: RunOptions, image: Image, runtime: str) -> Record:
-        if opts.name is not None and not names.VALID_NAME.match(opts.name):
+        if opts.name is not None and not names.valid(opts.name):
             raise InvalidArgument(f"invalid container name {opts.name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
         cfg = image.config.get("config") or {}
         for attempt in range(10):
@@ -179,7 +178,7 @@ class Containers:
         plan = networking.prepare(self.paths, rec.id, rec.name, opts, cfg)
         etc = plan.etc_files
         resolved, oci_mounts = self._user_mounts(opts, cfg, rootfs)
-        opts = replace(opts, mounts=resolved)
+        opts = opts._replace(mounts=resolved)
         spec = specgen.build(opts, specgen.BundleInputs(
             container_id=rec.id, rootfs=rootfs, image_config=cfg, mounts=oci_mounts,
             etc_files=etc, netns=plan.netns))
@@ -207,7 +206,7 @@ class Containers:
                             "options": ["rbind", m.propagation or "rprivate", *flags]})
             elif m.type == "volume":
                 vol = self.volumes.create(m.source or None, anonymous=not m.source, exist_ok=True)
-                m = replace(m, source=vol.name)
+                m = m._replace(source=vol.name)
                 rootpath.mkdir_in_root(rootfs, m.target)
                 if "nocopy" not in m.options:
                     self.volumes.fill_from(vol, rootfs, m.target)
@@ -340,7 +339,7 @@ class Containers:
         return self.start(ref)[0]
 
     def rename(self, ref: str, new_name: str) -> None:
-        if not names.VALID_NAME.match(new_name):
+        if not names.valid(new_name):
             raise InvalidArgument(f"invalid container name {new_name!r}")
         with self.locked(ref) as rec:
             self.store.rename(rec, new_name.removeprefix("/"))

@@ -32,8 +32,12 @@ _SURNAMES = (
     "yalow", "yonath",
 )  # fmt: skip
 
-# Docker's rule for user-chosen names.
-VALID_NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+# Docker's rule for user-chosen names (compiled on first use: startup time matters here).
+_VALID_NAME = r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$"
+
+
+def valid(name: str) -> bool:
+    return re.match(_VALID_NAME, name) is not None
 
 
 def generate(attempt: int = 0) -> str:

@@ -22,9 +22,8 @@ from corral.errors import CannotExecute, CommandNotFound, CorralError, InvalidAr
 DEFAULT = "corral-runtime"
 CONFIG_FILE = Path("/etc/corral/corral.toml")
 
-_NOT_FOUND = re.compile(r"not found|no such file or directory", re.IGNORECASE)
-_CANNOT_EXEC = re.compile(r"permission denied|operation not permitted|is a directory|exec format error",
-                          re.IGNORECASE)
+_NOT_FOUND = r"(?i)not found|no such file or directory"
+_CANNOT_EXEC = r"(?i)permission denied|operation not permitted|is a directory|exec format error"
 
 
 class Runtime(NamedTuple):
@@ -116,8 +115,8 @@ def start_error(message: str, args: Sequence[str]) -> CorralError:
     """Docker's mapping of a failed create/exec: 127 not found, 126 cannot execute, else 125."""
     program = args[0] if args else ""
     message = "; ".join(line.strip() for line in message.splitlines() if line.strip())
-    if _CANNOT_EXEC.search(message) and "exec" in message:
+    if re.search(_CANNOT_EXEC, message) and "exec" in message:
         return CannotExecute(f"{program}: permission denied: cannot execute ({message})")
-    if _NOT_FOUND.search(message) and ("exec" in message or "executable" in message or program in message):
+    if re.search(_NOT_FOUND, message) and ("exec" in message or "executable" in message or program in message):
         return CommandNotFound(f"{program}: executable file not found in $PATH ({message})")
     return CorralError(message)

@@ -10,19 +10,17 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from corral.errors import InvalidArgument
 
-_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgtp]?)i?b?$", re.IGNORECASE)
+_SIZE = r"^(\d+(?:\.\d+)?)\s*([kmgtp]?)i?b?$"  # compiled (and cached by re) on first use
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 MIN_MEMORY = 6 * 1024 * 1024  # Docker refuses limits below 6 MB: the runtime itself needs some.
 
 
-@dataclass(frozen=True)
-class MountSpec:
+class MountSpec(NamedTuple):
     """One -v/--mount/--tmpfs request."""
 
     type: str  # "bind" | "volume" | "tmpfs"
@@ -33,28 +31,25 @@ class MountSpec:
     options: tuple[str, ...] = ()  # tmpfs size=/mode=, accepted labels (z, Z, U), nocopy
 
 
-@dataclass(frozen=True)
-class DeviceSpec:
+class DeviceSpec(NamedTuple):
     host_path: str
     container_path: str
     permissions: str = "rwm"
 
 
-@dataclass(frozen=True)
-class Ulimit:
+class Ulimit(NamedTuple):
     name: str
     soft: int
     hard: int
 
 
-@dataclass(frozen=True)
-class RunOptions:
+class RunOptions(NamedTuple):
     image: str
     command: tuple[str, ...] = ()
     entrypoint: tuple[str, ...] | None = None  # None: the image's; () clears it
     name: str | None = None
     env: tuple[str, ...] = ()  # KEY=VALUE, already resolved
-    labels: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = {}
     workdir: str | None = None
     user: str | None = None
     group_add: tuple[str, ...] = ()
@@ -93,7 +88,7 @@ class RunOptions:
     stop_timeout: int | None = None
     userns: str | None = None
     devices: tuple[DeviceSpec, ...] = ()
-    sysctls: Mapping[str, str] = field(default_factory=dict)
+    sysctls: Mapping[str, str] = {}
     shm_size: int | None = None
     log_driver: str = "k8s-file"
     cidfile: str | None = None
@@ -103,9 +98,13 @@ class RunOptions:
     restart: str = "no"
 
     def to_json(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
-        return asdict(self)
+        """A JSON-able dict (nested specs as dicts, not the lists json makes of tuples)."""
+        data = self._asdict()
+        for key in ("mounts", "devices", "ulimits"):
+            data[key] = [item._asdict() for item in data[key]]
+        data["labels"] = dict(self.labels)
+        data["sysctls"] = dict(self.sysctls)
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RunOptions:
@@ -127,7 +126,7 @@ def parse_size(value: str | int, what: str) -> int:
     """Docker's RAMInBytes: `512m`, `1g`, `1.5G`, `1024` (bytes)."""
     if isinstance(value, int):
         return value
-    m = _SIZE.match(value.strip())
+    m = re.match(_SIZE, value.strip(), re.IGNORECASE)
     if not m:
         raise InvalidArgument(f"invalid value {value!r} for {what}: invalid size")
     return int(float(m.group(1)) * _UNITS[m.group(2).lower()])

@@ -21,9 +21,8 @@ import os
 import resource
 import stat
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from corral.containers import defaults, rootpath
 from corral.containers.defaults import seccomp
@@ -34,8 +33,7 @@ _CLONE_NS_SYSCTL_PREFIXES = ("kernel.msg", "kernel.sem", "kernel.shm", "fs.mqueu
 _CAP_SYS_RESOURCE = 24
 
 
-@dataclass(frozen=True)
-class BundleInputs:
+class BundleInputs(NamedTuple):
     """Everything `build` needs besides the options: where things are on the host."""
 
     container_id: str

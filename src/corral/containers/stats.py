@@ -14,7 +14,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -189,7 +188,7 @@ def top(engine: Containers, ref: str, ps_args: Sequence[str]) -> str:
 def update(engine: Containers, ref: str, changes: Mapping[str, Any]) -> None:
     """New resource limits: stored for the next start, applied now if it runs."""
     with engine.locked(ref) as rec:
-        opts = replace(RunOptions.from_json(rec.options), **changes)
+        opts = RunOptions.from_json(rec.options)._replace(**changes)
         resources = specgen.resources(opts)
         config_path = engine.store.dir(rec.id) / "config.json"
         spec = json.loads(config_path.read_text())

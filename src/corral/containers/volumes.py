@@ -15,14 +15,12 @@ import shutil
 import sqlite3
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from corral import db
 from corral.config import Paths
-from corral.containers import rootpath
-from corral.containers.names import VALID_NAME
+from corral.containers import names, rootpath
 from corral.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 
 MIGRATIONS = [
@@ -38,8 +36,7 @@ MIGRATIONS = [
 ]
 
 
-@dataclass(frozen=True)
-class Volume:
+class Volume(NamedTuple):
     name: str
     created: float
     labels: dict[str, str]
@@ -80,7 +77,7 @@ class Volumes:
     def create(self, name: str | None = None, labels: dict[str, str] | None = None,
                *, anonymous: bool = False, exist_ok: bool = False) -> Volume:
         name = name or secrets.token_hex(32)
-        if not VALID_NAME.match(name):
+        if not names.valid(name):
             raise InvalidArgument(f"invalid volume name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
         self._data(name).mkdir(parents=True, exist_ok=True)
         try:
