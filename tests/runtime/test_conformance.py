@@ -1159,3 +1159,13 @@ def test_rootless(runtime: Runtime, rootless_home: Path) -> None:
     lines = result.stdout.splitlines()
     assert lines[0] == "uid=0(root) gid=0(root)"
     assert lines[1].split() == ["0", str(ROOTLESS_UID), "1"]
+
+
+def test_hostname_sysctl_conflicting_with_the_hostname_field_is_refused(
+    runtime: Runtime, bundle: Bundle
+) -> None:
+    bundle.config["hostname"] = "from-the-field"
+    bundle.linux["sysctl"] = {"kernel.hostname": "from-the-sysctl"}
+    result = runtime.run(bundle)
+    assert result.returncode != 0
+    assert "kernel.hostname" in result.stderr

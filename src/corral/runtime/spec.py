@@ -437,6 +437,9 @@ def check_sysctl(spec: Spec) -> None:
             raise _bad(f"linux.sysctl.{key}", "is not namespaced and cannot be set in a container")
         if spec.linux.namespace(needed) is None:
             raise _bad(f"linux.sysctl.{key}", f"needs a private {needed} namespace")
+        field_ = {"kernel.hostname": spec.hostname, "kernel.domainname": spec.domainname}
+        if field_.get(key):
+            raise _bad(f"linux.sysctl.{key}", f"conflicts with the {key.split('.')[1]} field")
 
 
 def check_devices(spec: Spec) -> None:
