@@ -16,16 +16,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from corral.errors import CorralError, InvalidArgument
-from corral.store.extract import Whiteouts, extract, remove_tree
 from corral.store.locks import StoreLocks
-from corral.store.streams import Reader
+
+if TYPE_CHECKING:  # the extractor is imported where a layer is unpacked, not by `corral run`
+    from corral.store.extract import Whiteouts
+    from corral.store.streams import Reader
 
 _SHORT_ID_LEN = 16  # 64 bits of the chain id; a clash is detected, never silently mounted
 _MOUNT_DATA_MAX = 4095  # mount(2) takes one page of options
@@ -77,6 +79,8 @@ class Driver:
         `finish` runs after extraction and before the snapshot becomes visible: it verifies the
         stream (digests) and raises to abandon the snapshot.
         """
+        from corral.store.extract import extract
+
         self.root.mkdir(parents=True, exist_ok=True)
         with self.locks.snapshot(chain_id):
             if self.exists(chain_id):
@@ -93,7 +97,7 @@ class Driver:
                 (tmp / "meta.json").write_text(json.dumps(meta))
                 os.rename(tmp, self._dir(chain_id))
             except BaseException:
-                remove_tree(tmp)
+                _remove_tree(tmp)
                 raise
             self.published(chain_id)
             return SnapshotInfo(chain_id, diff_id, stats.bytes, stats.entries)
@@ -111,7 +115,7 @@ class Driver:
         d = self._dir(chain_id)
         with contextlib.suppress(FileNotFoundError):
             os.rename(d, d.with_name(f".tmp-rm-{d.name}"))  # gone at once, deleted below
-        remove_tree(d.with_name(f".tmp-rm-{d.name}"))
+        _remove_tree(d.with_name(f".tmp-rm-{d.name}"))
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.locks.dir / f"snapshot-{chain_id[7:]}.lock")
 
@@ -126,7 +130,7 @@ class Driver:
         with contextlib.suppress(FileNotFoundError):
             for name in os.listdir(self.root):
                 if name.startswith(".tmp-"):
-                    remove_tree(self.root / name)
+                    _remove_tree(self.root / name)
 
 
 class OverlayDriver(Driver):
@@ -207,9 +211,17 @@ class CopyDriver(Driver):
         return [Mount("bind", str(upper), ("rbind", "rw"))]
 
 
+def _remove_tree(path: Path) -> None:
+    from corral.store.extract import remove_tree
+
+    remove_tree(path)
+
+
 def copy_tree(src: Path, dst: Path) -> None:
     """A faithful copy (owners, modes, xattrs, hardlinks, devices, times), reflinked if possible."""
     dst.parent.mkdir(parents=True, exist_ok=True)
+    import subprocess
+
     result = subprocess.run(["cp", "-a", "--reflink=auto", "--", str(src), str(dst)],
                             capture_output=True, text=True)
     if result.returncode != 0:
