@@ -8,14 +8,13 @@ in an image layer is C, a whiteout (a 0/0 character device) is D. `commit` hands
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shlex
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,7 +63,8 @@ def diff(engine: Containers, rec: Record) -> list[tuple[str, str]]:
 
 
 def export(engine: Containers, rec: Record, output: str | None) -> None:
-    with engine.mounted_rootfs(rec) if not engine.observe(rec).alive else _running_root(rec) as root:
+    """The container's root filesystem (its overlay, without /proc, /sys or volumes), as a tar."""
+    with engine.mounted_rootfs(rec) as root:
         out = open(output, "wb") if output else None  # noqa: SIM115 (closed below)
         try:
             subprocess.run(["tar", "--numeric-owner", "--xattrs", "-C", str(root), "-cf", "-", "."],
@@ -72,11 +72,6 @@ def export(engine: Containers, rec: Record, output: str | None) -> None:
         finally:
             if out is not None:
                 out.close()
-
-
-@contextlib.contextmanager
-def _running_root(rec: Record) -> Iterator[Path]:
-    yield Path(f"/proc/{rec.pid}/root")
 
 
 def commit(engine: Containers, rec: Record, repository: str | None, *, changes: Sequence[str] = (),

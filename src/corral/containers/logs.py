@@ -88,6 +88,8 @@ def _tail(entries: list[tuple[str, str, bytes]], tail: str) -> list[tuple[str, s
 
 def show(engine: Containers, rec: Record, *, follow: bool = False, since: str | None = None,
          until: str | None = None, tail: str = "all", timestamps: bool = False) -> None:
+    if rec.options.get("log_driver") == "none":
+        raise InvalidArgument('configured logging driver "none" does not support reading')
     now = time.time()
     since_t = parse_time(since, now) if since else None
     until_t = parse_time(until, now) if until else None
