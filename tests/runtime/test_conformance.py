@@ -1169,3 +1169,10 @@ def test_hostname_sysctl_conflicting_with_the_hostname_field_is_refused(
     result = runtime.run(bundle)
     assert result.returncode != 0
     assert "kernel.hostname" in result.stderr
+
+
+@pytest.mark.parametrize("propagation", ["shared", "rshared", "slave", "private"])
+def test_rootfs_propagation(runtime: Runtime, bundle: Bundle, propagation: str) -> None:
+    bundle.linux["rootfsPropagation"] = propagation
+    bundle.process["args"] = ["cat", "/etc/passwd"]
+    assert output(runtime, bundle).startswith("root:x:0:0:")

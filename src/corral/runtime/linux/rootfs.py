@@ -18,14 +18,31 @@ def prepare(rootfs: str, propagation: str | None) -> int:
     O_PATH fd of the rootfs mount for in-root resolution."""
     # rslave by default (runc): host mounts still propagate in, nothing propagates out.
     sc.mount(None, "/", None, PROPAGATION.get(propagation or "rslave", sc.MS_SLAVE | sc.MS_REC))
+    # before the bind, like runc: the bind then is not shared either, whatever the propagation
+    # asked for above, and pivot_root accepts it
+    _make_parent_private(rootfs)
     sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
     return os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
 def _make_parent_private(rootfs: str) -> None:
-    """pivot_root refuses a shared parent mount: make the rootfs's parent mount private."""
+    """pivot_root refuses a new root on, or under, a shared mount: make the mount that holds
+    the rootfs private (runc's rootfsParentMountPrivate)."""
     with contextlib.suppress(OSError):
-        sc.mount(None, os.path.dirname(rootfs) or "/", None, sc.MS_PRIVATE)
+        sc.mount(None, _mount_point_of(os.path.realpath(rootfs)), None, sc.MS_PRIVATE)
+
+
+def _mount_point_of(path: str) -> str:
+    """The mount point `path` lies on: the longest mountinfo mount point at or above it."""
+    best = "/"
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            point = line.split()[4]
+            if "\\" in point:  # mountinfo escapes space, tab, newline, backslash as octal
+                point = point.encode().decode("unicode_escape")
+            if len(point) > len(best) and (path == point or path.startswith(point + "/")):
+                best = point
+    return best
 
 
 def pivot(rootfs: str) -> None:
