@@ -124,14 +124,16 @@ def podman_engine(tmp: Path, tar: Path) -> Iterator[tuple[Engine, list[str]]]:
     conf = tmp / "containers.conf"
     conf.write_text('[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n')
     env = {**os.environ, "CONTAINERS_CONF": str(conf)}
+    # Every podman path private (--tmpdir too), so other users of podman on this host are untouched.
     e = Engine("podman", ["podman", "--root", str(tmp / "podman-root"), "--runroot",
-                          str(tmp / "podman-run"), "--cgroup-manager", "cgroupfs"], env)
+                          str(tmp / "podman-run"), "--tmpdir", str(tmp / "podman-tmp"),
+                          "--cgroup-manager", "cgroupfs"], env)
     e("import", str(tar), IMAGE)
     try:
         yield e, []
     finally:
         e("rm", "-af", check=False)
-        e("system", "reset", "-f", check=False)
+        subprocess.run(["umount", "-R", "-l", str(tmp / "podman-root")], capture_output=True)
 
 
 @contextlib.contextmanager
@@ -144,7 +146,11 @@ def docker_engine(tmp: Path, tar: Path) -> Iterator[tuple[Engine, list[str]]]:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     e = Engine("docker", ["docker", "-H", f"unix://{sock}"])
     deadline = time.monotonic() + 30
-    while e("version", check=False) == "" and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        ready = subprocess.run([*e.argv, "version", "--format", "{{.Server.Version}}"],
+                               capture_output=True)
+        if ready.returncode == 0:
+            break
         time.sleep(0.5)
     try:
         e("import", str(tar), IMAGE)
@@ -153,6 +159,8 @@ def docker_engine(tmp: Path, tar: Path) -> Iterator[tuple[Engine, list[str]]]:
         e("rm", "-f", *e("ps", "-aq", check=False).split(), check=False)
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=30)
+        for root in ("docker-root", "docker-exec"):  # dockerd leaves its private mounts behind
+            subprocess.run(["umount", "-R", "-l", str(tmp / root)], capture_output=True)
 
 
 def main() -> int:
