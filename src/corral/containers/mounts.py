@@ -8,7 +8,6 @@ and takes them down with a detaching umount at cleanup.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +20,8 @@ _MNT_DETACH = 2
 _EINVAL = 22
 _ENOENT = 2
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# glibc's soname directly: ctypes.util.find_library runs `ldconfig -p`, a process per command.
+_libc = ctypes.CDLL("libc.so.6", use_errno=True)
 
 
 def _check(ret: int, what: str) -> None:
