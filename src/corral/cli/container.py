@@ -333,12 +333,24 @@ def _ps_row(rec: Record, observed: Observed, now: float, trunc: bool) -> dict[st
         "RunningFor": f"{human_duration(now - rec.created)} ago",
         "Status": status_text(rec, observed, now),
         "State": observed.status.value,
-        "Ports": "",
+        "Ports": _ports(rec, observed),
         "Names": rec.name,
         "Labels": ",".join(f"{k}={v}" for k, v in (rec.options.get("labels") or {}).items()),
         "Mounts": ",".join(m["source"] or m["target"] for m in rec.options.get("mounts", ())),
         "Networks": rec.network,
     }
+
+
+def _ports(rec: Record, observed: Observed) -> str:
+    """docker's PORTS column; the network area is asked only for containers that publish."""
+    if not observed.alive or not (rec.options.get("publish") or rec.options.get("publish_all")):
+        return ""
+    from corral.config import paths
+    from corral.containers import networking
+
+    ports = networking.settings(paths(), rec.id).get("Ports") or {}
+    return ", ".join(f"{b['HostIp']}:{b['HostPort']}->{port}" for port, binds in ports.items()
+                     for b in binds or ())
 
 
 def _matches(rec: Record, observed: Observed, filters: list[str]) -> bool:
