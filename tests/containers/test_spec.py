@@ -116,3 +116,12 @@ def test_container_prune(corral: Corral, name: str) -> None:
     assert "Deleted Containers" in out
     assert corral.out("ps", "-a", "--format", "{{.Names}}") == f"{name}-running"
     corral("rm", "-f", f"{name}-running")
+
+
+def test_published_port_shows_in_ps(corral: Corral, name: str) -> None:
+    corral("run", "-d", "--name", name, "-p", "80", "busybox", "httpd", "-f", "-p", "80")
+    ports = corral.out("ps", "--filter", f"name={name}", "--format", "{{.Ports}}")
+    host_ip_port, _, target = ports.partition("->")
+    assert target == "80/tcp" and int(host_ip_port.rsplit(":", 1)[1]) > 0
+    corral("rm", "-f", name)
+    assert corral.out("ps", "-a", "--filter", f"name={name}", "--format", "{{.Ports}}") == ""
