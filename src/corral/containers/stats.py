@@ -166,8 +166,10 @@ def top(engine: Containers, ref: str, ps_args: Sequence[str]) -> str:
     if not observed.alive:
         raise Conflict(f"container {rec.name} is not running")
     rel = cgroup_path(engine, rec)
-    procs_file = next(p for p in (_CGROUP / "pids" / rel / "cgroup.procs", _CGROUP / rel / "cgroup.procs",
-                                  _CGROUP / "memory" / rel / "cgroup.procs") if p.exists())
+    procs_file = next((p for p in (_CGROUP / "pids" / rel / "cgroup.procs", _CGROUP / rel / "cgroup.procs",
+                                   _CGROUP / "memory" / rel / "cgroup.procs") if p.exists()), None)
+    if procs_file is None:
+        raise Conflict(f"container {rec.name} has no cgroup to list processes from")
     pids = {int(p) for p in procs_file.read_text().split()}
     out = subprocess.run(["ps", *(ps_args or ["-ef"])], capture_output=True, text=True, check=False)
     if out.returncode != 0:
