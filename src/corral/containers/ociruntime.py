@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from corral.errors import CannotExecute, CommandNotFound, CorralError, InvalidArgument
+
+if TYPE_CHECKING:
+    import subprocess
 
 DEFAULT = "corral-runtime"
 CONFIG_FILE = Path("/etc/corral/corral.toml")
@@ -35,6 +37,8 @@ class Runtime(NamedTuple):
         return [self.path, "--root", str(self.state_root), *args]
 
     def run(self, *args: str, check: bool = True, timeout: float | None = 60) -> subprocess.CompletedProcess[str]:
+        import subprocess  # not at import time: `ps` and `exec` load this module too
+
         proc = subprocess.run(self.argv(*args), capture_output=True, text=True, timeout=timeout)
         if check and proc.returncode != 0:
             raise CorralError(f"{self.name} {args[0]}: {error_message(proc.stderr)}")
