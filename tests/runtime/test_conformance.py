@@ -1176,3 +1176,28 @@ def test_rootfs_propagation(runtime: Runtime, bundle: Bundle, propagation: str) 
     bundle.linux["rootfsPropagation"] = propagation
     bundle.process["args"] = ["cat", "/etc/passwd"]
     assert output(runtime, bundle).startswith("root:x:0:0:")
+
+
+@pytest.fixture
+def tree_with_a_submount(tmp_path: Path) -> Iterator[Path]:
+    """A host directory with a tmpfs mounted below it (what `r*` options must reach)."""
+    source = tmp_path / "tree"
+    (source / "sub").mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(source / "sub")], check=True)
+    try:
+        yield source
+    finally:
+        subprocess.run(["umount", "--lazy", str(source / "sub")], check=True)
+
+
+@pytest.mark.parametrize(("options", "flags"), [
+    (["rro"], {"ro"}),
+    (["rnosuid", "rnodev", "rnoexec"], {"nosuid", "nodev", "noexec"}),
+])
+def test_recursive_mount_attributes(runtime: Runtime, bundle: Bundle, tree_with_a_submount: Path,
+                                    options: list[str], flags: set[str]) -> None:
+    bundle.add_mount("/data", "bind", str(tree_with_a_submount), ["rbind", *options])
+    bundle.process["args"] = ["cat", "/proc/self/mountinfo"]
+    table = mount_table(output(runtime, bundle))
+    for point in ("/data", "/data/sub"):
+        assert flags <= set(table[point]), (point, table[point])

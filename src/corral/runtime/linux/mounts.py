@@ -35,6 +35,22 @@ FLAGS: dict[str, tuple[bool, int]] = {
     "iversion": (False, sc.MS_I_VERSION), "noiversion": (True, sc.MS_I_VERSION),
     "nosymfollow": (False, sc.MS_NOSYMFOLLOW), "symfollow": (True, sc.MS_NOSYMFOLLOW),
 }
+# Recursive attributes (runtime-spec "rro", "rnosuid", ...: runc's set) -> (set, clear) for
+# mount_setattr(AT_RECURSIVE): they reach the mounts below a bind too, where "ro" does not.
+_ATIME = sc.MOUNT_ATTR__ATIME
+RECURSIVE: dict[str, tuple[int, int]] = {
+    "rro": (sc.MOUNT_ATTR_RDONLY, 0), "rrw": (0, sc.MOUNT_ATTR_RDONLY),
+    "rnosuid": (sc.MOUNT_ATTR_NOSUID, 0), "rsuid": (0, sc.MOUNT_ATTR_NOSUID),
+    "rnodev": (sc.MOUNT_ATTR_NODEV, 0), "rdev": (0, sc.MOUNT_ATTR_NODEV),
+    "rnoexec": (sc.MOUNT_ATTR_NOEXEC, 0), "rexec": (0, sc.MOUNT_ATTR_NOEXEC),
+    "rnodiratime": (sc.MOUNT_ATTR_NODIRATIME, 0), "rdiratime": (0, sc.MOUNT_ATTR_NODIRATIME),
+    "rnosymfollow": (sc.MOUNT_ATTR_NOSYMFOLLOW, 0), "rsymfollow": (0, sc.MOUNT_ATTR_NOSYMFOLLOW),
+    "rrelatime": (sc.MOUNT_ATTR_RELATIME, _ATIME), "ratime": (sc.MOUNT_ATTR_RELATIME, _ATIME),
+    "rnostrictatime": (sc.MOUNT_ATTR_RELATIME, _ATIME),
+    "rnoatime": (sc.MOUNT_ATTR_NOATIME, _ATIME),
+    "rstrictatime": (sc.MOUNT_ATTR_STRICTATIME, _ATIME),
+    "rnorelatime": (sc.MOUNT_ATTR_STRICTATIME, _ATIME),
+}
 PROPAGATION = {
     "private": sc.MS_PRIVATE, "rprivate": sc.MS_PRIVATE | sc.MS_REC,
     "shared": sc.MS_SHARED, "rshared": sc.MS_SHARED | sc.MS_REC,
@@ -53,21 +69,33 @@ class Options:
     flags: int
     propagation: tuple[int, ...]
     data: str
+    recursive: tuple[int, int] = (0, 0)  # mount_setattr (set, clear); (0, 0): none asked
 
 
 def parse_options(options: tuple[str, ...]) -> Options:
     flags = 0
     propagation = []
     data = []
+    attr_set = attr_clr = 0
     for opt in options:
         if opt in FLAGS:
             clear, bit = FLAGS[opt]
             flags = flags & ~bit if clear else flags | bit
         elif opt in PROPAGATION:
             propagation.append(PROPAGATION[opt])
+        elif opt in RECURSIVE:  # a later option overrides an earlier one ("rro", "rrw")
+            bits, cleared = RECURSIVE[opt]
+            attr_set = (attr_set & ~cleared) | bits
+            attr_clr = attr_clr | cleared if cleared == _ATIME else (attr_clr & ~bits) | cleared
         elif opt not in _IGNORED:
             data.append(opt)
-    return Options(flags, tuple(propagation), ",".join(data))
+    return Options(flags, tuple(propagation), ",".join(data), (attr_set, attr_clr))
+
+
+def apply_recursive(fd: int, opts: Options) -> None:
+    """The r* options, on the mount `fd` names and every mount below it."""
+    if opts.recursive != (0, 0):
+        sc.mount_setattr_recursive(fd, *opts.recursive)
 
 
 def is_bind(m: Mount) -> bool:
@@ -100,6 +128,7 @@ def bind(source: str, rootfd: int, destination: str, opts: Options, *, in_userns
         target = inroot.proc_path(fd)
         if opts.flags & ~(sc.MS_BIND | sc.MS_REC):
             remount_bind(target, opts.flags, in_userns=in_userns)
+        apply_recursive(fd, opts)
         apply_propagation(target, opts.propagation)
     finally:
         os.close(fd)
@@ -112,9 +141,10 @@ def _filesystem(m: Mount, opts: Options, rootfd: int) -> None:
         sc.mount(source, inroot.proc_path(fd), m.type, opts.flags, opts.data or None)
     finally:
         os.close(fd)
-    if opts.propagation:
+    if opts.propagation or opts.recursive != (0, 0):
         fd = inroot.open_path(rootfd, m.destination)
         try:
+            apply_recursive(fd, opts)
             apply_propagation(inroot.proc_path(fd), opts.propagation)
         finally:
             os.close(fd)
