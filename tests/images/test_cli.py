@@ -53,6 +53,8 @@ def test_images_filters(busybox_id: str, tmp_path: Path) -> None:
     assert corral(*q, "-f", "label=team").stdout.split() == [app]
     assert corral(*q, "-f", "label=team=b").stdout.split() == []
     assert corral(*q, "-f", "reference=busy*").stdout.split() == [busybox_id]
+    both = corral(*q, "-f", "reference=busybox", "-f", "reference=localhost/app:*").stdout.split()
+    assert sorted(both) == sorted([busybox_id, app])
     assert corral(*q, "-f", "before=localhost/app:1").stdout.split() == [busybox_id]
     assert busybox_id not in corral(*q, "-f", "since=busybox").stdout
     assert corral(*q, "busybox").stdout.split() == [busybox_id]

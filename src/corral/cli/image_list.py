@@ -161,6 +161,10 @@ def _created_at(t: float) -> str:
 
 
 def _filter(images: list[Image], filters: Sequence[str], svc: ImageService) -> list[Image]:
+    """Each filter narrows the list, except that several `reference=` match any of them."""
+    patterns = [f.partition("=")[2] for f in filters if f.startswith("reference=")]
+    if patterns:
+        images = [i for i in images if any(_reference_match(i, p) for p in patterns)]
     for f in filters:
         key, sep, value = f.partition("=")
         if not sep:
@@ -174,7 +178,7 @@ def _filter(images: list[Image], filters: Sequence[str], svc: ImageService) -> l
             k, has_value, v = value.partition("=")
             images = [i for i in images if k in i.labels and (not has_value or i.labels[k] == v)]
         elif key == "reference":
-            images = [i for i in images if _reference_match(i, value)]
+            pass  # above
         elif key in ("before", "since"):
             pivot = parse_time(svc.get(value).created)
             images = [i for i in images
