@@ -40,11 +40,9 @@ def test_create_ls_inspect_rm(net_env) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_prune_keeps_the_default_and_used_networks(net_env) -> None:  # type: ignore[no-untyped-def]
-    from tests.network.conftest import container_ns
-
     net_env.corral("network", "create", "used")
     net_env.corral("network", "create", "idle")
-    container_ns(net_env, "user", mode="used")
+    net_env.corral("run", "-d", "--network", "used", "busybox", "sleep", "300")
     out = net_env.corral("network", "prune", "-f").stdout
     assert out == "Deleted Networks:\nidle\n"
     names = [line.split()[1] for line in net_env.corral("network", "ls").stdout.splitlines()[1:]]

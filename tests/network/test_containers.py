@@ -179,6 +179,25 @@ def test_rm_releases_address_port_rules_and_namespace(net_env, www) -> None:  # 
     assert f"--dport {rm_port}" not in _iptables()
 
 
+def test_prune_cleans_up_after_a_dead_monitor_and_container(net_env) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import signal
+
+    port = _free_port()
+    cid = net_env.corral("run", "-d", "-p", f"{port}:80", "busybox", "sleep", "300").stdout.strip()
+    conmon = int((net_env.paths.runroot / "containers" / cid / "conmon.pid").read_text())
+    pid = int(net_env.corral("inspect", "-f", "{{.State.Pid}}", cid).stdout)
+    os.kill(conmon, signal.SIGKILL)  # nothing is left to run the exit command
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(0.3)
+    assert f"--dport {port}" in _iptables()
+    net_env.corral("network", "prune", "-f")
+    assert f"--dport {port}" not in _iptables()
+    assert not (net_env.paths.runroot / "netns" / cid).exists()
+    net_env.corral("start", cid)  # and it plumbs again on the next start
+    assert f"--dport {port}" in _iptables()
+
+
 @pytest.mark.parametrize("case", ["port in use", "unknown network", "invalid ip",
                                   "ip on default network", "network in use"])
 def test_bad_input_is_one_line_exit_125_and_nothing_half_done(net_env, case: str) -> None:  # type: ignore[no-untyped-def]

@@ -188,6 +188,9 @@ def prune(force: bool, filters: tuple[str, ...]) -> None:
             "WARNING! This will remove all custom networks not used by at least one container.\n"
             "Are you sure you want to continue?"):
         return
+    from corral.containers import networking
+
+    networking.repair(paths())
     removed = networks.prune(_conn(), paths())
     if removed:
         click.echo("Deleted Networks:")

@@ -92,3 +92,25 @@ def release(paths: Paths, container_id: str, mode: str) -> None:
 def settings(paths: Paths, container_id: str) -> dict[str, Any]:
     """inspect's NetworkSettings."""
     return attach.network_settings(_conn(paths), container_id)
+
+
+def repair(paths: Paths) -> None:
+    """`network prune`'s sweep: release the network of containers that no longer exist and tear
+    down the plumbing of those not running (a command killed mid-setup, a dead monitor), each
+    under the container's lock so a concurrent `start` is never undone."""
+    from corral.containers.lifecycle import Containers
+    from corral.errors import NotFound
+    from corral.network import netns
+
+    conn = _conn(paths)
+    engine = Containers(paths)
+    for row in schema.containers(conn):
+        cid = row["container_id"]
+        plumbed = row["live"] is not None or (
+            row["netns"] is not None and netns.exists(Path(row["netns"])))
+        try:
+            with engine.locked(cid) as rec:
+                if plumbed and not engine.observe(rec).alive:
+                    attach.teardown(conn, paths, cid)
+        except NotFound:
+            attach.release(conn, paths, cid)

@@ -22,9 +22,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import subprocess
 import time
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -61,12 +61,13 @@ def port_mappings(ports: Sequence[PortMapping]) -> list[dict[str, Any]]:
              "protocol": p.protocol, "range": p.count} for p in ports]
 
 
-# netavark 1.4 drops FORWARD's jump to its isolation chain whenever an isolated network is
-# torn down completely, though other isolated networks still rely on it; put it back (first).
-_RESTORE_ISOLATION = (
-    "if iptables -w -n -L NETAVARK_ISOLATION_1 >/dev/null 2>&1 && "
-    "! iptables -w -C FORWARD -j NETAVARK_ISOLATION_1 2>/dev/null; "
-    "then iptables -w -I FORWARD 1 -j NETAVARK_ISOLATION_1; fi")
+# netavark 1.4 deletes FORWARD's jump to its isolation chain whenever an isolated network is
+# torn down completely, though other isolated networks still rely on it. corral keeps a jump of
+# its own (a different rule: it carries a comment, so netavark never deletes it) in first place.
+_KEEP_ISOLATION = (
+    "if iptables -w -n -L NETAVARK_ISOLATION_1 >/dev/null 2>&1 && ! iptables -w -C FORWARD "
+    "-m comment --comment corral-isolation -j NETAVARK_ISOLATION_1 2>/dev/null; then "
+    "iptables -w -I FORWARD 1 -m comment --comment corral-isolation -j NETAVARK_ISOLATION_1; fi")
 
 
 class _Call:
@@ -83,9 +84,8 @@ class _Call:
         lock = _LOCK if os.geteuid() == 0 else config_dir / "netavark.lock"
         cmd = [str(NETAVARK), "--config", str(config_dir), "--rootless", "false",
                "--aardvark-binary", str(AARDVARK), verb, str(netns_path)]
-        if verb == "teardown":
-            cmd = ["sh", "-c", f'"$@"; rc=$?; {_RESTORE_ISOLATION}; exit $rc', "netavark", *cmd]
-        cmd = ["flock", "--close", str(lock), *cmd]
+        cmd = ["flock", "--close", str(lock), "sh", "-c",
+               f'"$@"; rc=$?; {_KEEP_ISOLATION}; exit $rc', "netavark", *cmd]
         if not NETAVARK.exists():
             raise BackendError(f"{NETAVARK} is missing: install Debian's netavark")
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -131,12 +131,30 @@ class PendingSetup:
             raise
         for info in options["network_info"].values():
             _hairpin(info["network_interface"])
+        _wait_for_dns([info["subnets"][0]["gateway"] for info in options["network_info"].values()
+                       if info["dns_enabled"]])
         return status
 
 
 def setup(config_dir: Path, netns_path: Path, options: dict[str, Any]) -> dict[str, Any]:
     """Plumb the namespace; on failure undo what netavark did before it stopped."""
     return PendingSetup(config_dir, netns_path, options).wait()
+
+
+def _wait_for_dns(gateways: list[str], timeout_s: float = 2.0) -> None:
+    """Wait until aardvark-dns answers on each gateway: netavark returns once it has signalled
+    aardvark to load a new network, before aardvark has bound the address."""
+    if not gateways:
+        return
+    wanted = {f"{int.from_bytes(bytes(map(int, g.split('.'))), 'little'):08X}:0035"
+              for g in gateways}
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with open("/proc/net/udp") as f:
+            bound = {line.split()[1] for line in f.readlines()[1:]}
+        if wanted <= bound or time.monotonic() > deadline:
+            return
+        time.sleep(0.005)
 
 
 def _hairpin(bridge: str) -> None:
@@ -172,7 +190,7 @@ def replay_teardown(config_dir: Path, options: dict[str, Any]) -> None:
         k: {**v, "dns_enabled": False} for k, v in options["network_info"].items()}}
     error: BackendError | None = None
     for attempt in (options, without_dns):
-        stand_in = config_dir.parent / "netns" / f".stand-in-{uuid.uuid4().hex[:12]}"
+        stand_in = config_dir.parent / "netns" / f".stand-in-{secrets.token_hex(6)}"
         netns.create(stand_in)
         try:
             for i, per_net in enumerate(attempt["networks"].values()):
@@ -219,7 +237,7 @@ def remove_bridge(config_dir: Path, network: Network, *, wait_s: float = 2.0) ->
         time.sleep(0.02)  # veths of just-deleted namespaces go away asynchronously
     info = {**network_info(network), "dns_enabled": False}  # no container: no DNS entries
     replay_teardown(config_dir, {
-        "container_id": uuid.uuid4().hex * 2, "container_name": "corral-network-rm",
+        "container_id": secrets.token_hex(32), "container_name": "corral-network-rm",
         "networks": {network.id: {"interface_name": "eth0"}},
         "network_info": {network.id: info},
     })
