@@ -257,3 +257,11 @@ def test_loading_an_image_twice_adds_names_and_no_garbage(busybox_id: str, tmp_p
     assert corral("load", "-i", str(tmp_path / "o.tar")).stdout == "Loaded image: busybox:latest\n"
     assert corral("images", "-q").stdout.split() == [busybox_id[7:19]] * 2
     assert corral("image", "prune", "-f").stdout == "Total reclaimed space: 0B\n"
+
+
+def test_import_for_another_platform(service: ImageService, tmp_path: Path) -> None:
+    corral("import", "--platform", "linux/arm64/v8", str(rootfs_tar(tmp_path)), "me/arm:1")
+    (doc,) = json.loads(corral("image", "inspect", "me/arm:1").stdout)
+    assert (doc["Os"], doc["Architecture"]) == ("linux", "arm64")
+    bad = corral("import", "--platform", "a/b/c/d", str(rootfs_tar(tmp_path)), check=False)
+    assert bad.returncode == 125 and "invalid platform" in bad.stderr

@@ -322,16 +322,21 @@ def import_(source: str, repository: str | None, changes: tuple[str, ...], messa
     config = change_lines.apply({}, changes)
     if source.startswith(("http://", "https://")):
         raise InvalidArgument("import from a URL is not supported; download it and pass the file")
+    from corral.images.manifest import Platform
+
+    target = Platform.parse(platform) if platform else None
     svc = _service()
     if source == "-":
-        image = svc.import_tar(sys.stdin.buffer, changes=config, message=message, names=names)
+        image = svc.import_tar(sys.stdin.buffer, changes=config, message=message, names=names,
+                               platform=target)
     else:
         try:
             f = open(source, "rb")  # noqa: SIM115 - closed below
         except OSError as e:
             raise NotFound(f"open {source}: {e.strerror.lower() if e.strerror else e}") from None
         with f:
-            image = svc.import_tar(f, changes=config, message=message, source=source, names=names)
+            image = svc.import_tar(f, changes=config, message=message, source=source, names=names,
+                                   platform=target)
     click.echo(image.id)
 
 

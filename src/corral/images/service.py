@@ -448,8 +448,10 @@ class ImageService:
         return self.get(result.image_id)
 
     def import_tar(self, stream: Reader, *, changes: Mapping[str, Any] | None = None,
-                   message: str = "", source: str = "-", names: Sequence[str] = ()) -> Image:
-        """`docker import`: a rootfs tarball (plain or compressed) becomes a one-layer image."""
+                   message: str = "", source: str = "-", names: Sequence[str] = (),
+                   platform: mf.Platform | None = None) -> Image:
+        """`docker import`: a rootfs tarball (plain or compressed) becomes a one-layer image
+        (of `platform`, default this machine's)."""
         from corral.images.manifest import host_platform
         from corral.store.streams import PeekReader, decompress, detect_compression
 
@@ -460,7 +462,7 @@ class ImageService:
                 digest = _copy_hashing(plain, f)
             now = now_rfc3339()
             config: dict[str, Any] = {
-                "architecture": host_platform().architecture, "os": "linux", "created": now,
+                **(platform or host_platform()).to_json(), "created": now,
                 "config": dict(changes or {}),
                 "history": [{"created": now, "comment": message or f"Imported from {source}"}],
             }
