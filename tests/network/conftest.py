@@ -127,6 +127,8 @@ class Outside:
     """A namespace that reaches this host only through a veth, like a client on the LAN."""
 
     path: Path
+    address: str  # the client's own address
+    host_side: str  # the host's address on the link to it
 
     def run(self, *cmd: str, **kw):  # type: ignore[no-untyped-def]
         return in_netns(self.path, *cmd, **kw)
@@ -148,7 +150,7 @@ def outside(tmp_path: Path) -> Iterator[Outside]:
                     ["ip", "link", "set", "eth0", "up"],
                     ["ip", "route", "add", "default", "via", host_ip]):
             subprocess.run(["nsenter", f"--net={path}", *cmd], check=True)
-        yield Outside(path)
+        yield Outside(path, client_ip, host_ip)
     finally:
         subprocess.run(["ip", "link", "del", host_if], check=False, capture_output=True)
         netns.remove(path)

@@ -126,6 +126,18 @@ def test_names_aliases_isolation_and_connect(net_env, www) -> None:  # type: ign
     assert _ip(net_env, "web2", "front") in found.stdout
 
 
+def test_several_networks_from_the_start(net_env) -> None:  # type: ignore[no-untyped-def]
+    net_env.corral("network", "create", "one")
+    net_env.corral("network", "create", "two")
+    net_env.corral("create", "--name", "both", "--network", "one", "busybox", "sleep", "300")
+    net_env.corral("network", "connect", "--alias", "b2", "two", "both")
+    net_env.corral("start", "both")
+    addrs = net_env.corral("exec", "both", "ip", "-o", "-4", "addr").stdout
+    assert _ip(net_env, "both", "one") in addrs and _ip(net_env, "both", "two") in addrs
+    found = net_env.corral("run", "--rm", "--network", "two", "busybox", "nslookup", "b2")
+    assert _ip(net_env, "both", "two") in found.stdout
+
+
 def test_thirty_containers_on_one_network(net_env, www) -> None:  # type: ignore[no-untyped-def]
     net_env.corral("network", "create", "many")
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
@@ -177,6 +189,37 @@ def test_rm_releases_address_port_rules_and_namespace(net_env, www) -> None:  # 
     rm_port = _free_port()
     net_env.corral("run", "--rm", "-p", f"{rm_port}:80", "busybox", "true")
     assert f"--dport {rm_port}" not in _iptables()
+
+
+PEER_SERVER = """
+import socket
+s = socket.socket()
+s.bind(("0.0.0.0", 8000))
+s.listen()
+print("ready", flush=True)
+while True:
+    c, peer = s.accept()
+    c.recv(1000)
+    c.sendall(f"HTTP/1.0 200 OK\\r\\n\\r\\n{peer[0]}\\n".encode())
+    c.close()
+"""
+
+
+def test_outbound_nat_and_internal_networks(net_env, outside) -> None:  # type: ignore[no-untyped-def]
+    server = subprocess.Popen(["nsenter", f"--net={outside.path}", "python3", "-c", PEER_SERVER],
+                              stdout=subprocess.PIPE)
+    try:
+        assert server.stdout is not None and server.stdout.readline() == b"ready\n"
+        fetch = GET.replace(" 80", " 8000").format(host=outside.address)
+        seen = net_env.corral("run", "--rm", "busybox", "sh", "-c", fetch).stdout
+        assert seen.strip().splitlines()[-1] == outside.host_side  # masqueraded by the host
+        net_env.corral("network", "create", "--internal", "sealed")
+        sealed = net_env.corral("run", "--rm", "--network", "sealed", "busybox", "sh", "-c",
+                                fetch.replace("-w 3", "-w 2"), check=False)
+        assert outside.host_side not in sealed.stdout
+    finally:
+        server.kill()
+        server.wait()
 
 
 def test_prune_cleans_up_after_a_dead_monitor_and_container(net_env) -> None:  # type: ignore[no-untyped-def]
