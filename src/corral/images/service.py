@@ -366,6 +366,18 @@ class ImageService:
         result.reclaimed = self.gc().reclaimed
         return result
 
+    def forget_images(self, image_ids: Sequence[str]) -> None:
+        """Drop image records (and their names) without asking: `check --repair` uses it for
+        images whose content is damaged."""
+        with self._transaction() as conn:
+            conn.executemany("DELETE FROM images WHERE id = ?", [(i,) for i in image_ids])
+
+    def check(self, *, repair: bool = False) -> builtins.list[str]:
+        """`system check [--repair]` for the image store (corral.images.check)."""
+        from corral.images.check import check_store
+
+        return check_store(self, repair=repair)
+
     def gc(self) -> GCResult:
         """Delete blobs and snapshots no image references (waits for running loads/pulls).
 
