@@ -265,3 +265,17 @@ def test_import_for_another_platform(service: ImageService, tmp_path: Path) -> N
     assert (doc["Os"], doc["Architecture"]) == ("linux", "arm64")
     bad = corral("import", "--platform", "a/b/c/d", str(rootfs_tar(tmp_path)), check=False)
     assert bad.returncode == 125 and "invalid platform" in bad.stderr
+
+
+def test_kernel_errors_are_one_line(busybox_id: str, tmp_path: Path) -> None:
+    import subprocess
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    subprocess.run(["chattr", "+i", str(locked)], check=True)
+    try:
+        r = corral("save", "-o", str(locked / "out.tar"), "busybox", check=False)
+    finally:
+        subprocess.run(["chattr", "-i", str(locked)], check=True)
+    assert r.returncode == 125
+    assert r.stderr.startswith("Error: Operation not permitted: ") and r.stderr.count("\n") == 1

@@ -8,11 +8,12 @@ docker prints. The `image` group also lists the registry commands (pull, push) w
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec
 
 import click
 
@@ -36,6 +37,23 @@ def _service() -> ImageService:
     from corral.images.service import ImageService
 
     return ImageService(paths())
+
+
+P = ParamSpec("P")
+
+
+def os_errors(fn: Callable[P, None]) -> Callable[P, None]:
+    """A kernel error (disk full, permission denied) in a command that writes: one line, 125."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            fn(*args, **kwargs)
+        except OSError as e:
+            where = f": {e.filename}" if e.filename else ""
+            raise CorralError(f"{e.strerror or e}{where}") from None
+
+    return wrapper
 
 
 # -- images ------------------------------------------------------------------------------------
@@ -181,6 +199,7 @@ def _print_removal(result: RemoveResult, prefix_case: str = "Title") -> None:
 @click.argument("names", nargs=-1, required=True)
 @click.option("-f", "--force", is_flag=True, help="Force removal of the image")
 @click.option("--no-prune", is_flag=True, help="Do not delete untagged parents")
+@os_errors
 def rmi(names: tuple[str, ...], force: bool, no_prune: bool) -> None:
     """Remove one or more images."""
     svc = _service()
@@ -197,6 +216,7 @@ def rmi(names: tuple[str, ...], force: bool, no_prune: bool) -> None:
 @click.option("-a", "--all", "all_", is_flag=True, help="Remove all unused images, not just dangling ones")
 @click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation")
 @click.option("--filter", "filters", multiple=True, help="Provide filter values (e.g. 'until=<timestamp>')")
+@os_errors
 def prune(all_: bool, force: bool, filters: tuple[str, ...]) -> None:
     """Remove unused images."""
     selected = image_list.prune_filter(filters)
@@ -222,6 +242,7 @@ def prune(all_: bool, force: bool, filters: tuple[str, ...]) -> None:
 @click.option("-o", "--output", "out", help="Write to a file, instead of STDOUT")
 @click.option("--format", "fmt", type=click.Choice(["docker-archive", "oci-archive"]),
               default="docker-archive", show_default=True, help="Archive format")
+@os_errors
 def save(names: tuple[str, ...], out: str | None, fmt: str) -> None:
     """Save one or more images to a tar archive (streamed to STDOUT by default)."""
     from corral.images import reference
@@ -296,6 +317,7 @@ def _loaded(names: Sequence[str], image_id: str) -> list[str]:
 @click.command(name="load")
 @click.option("-i", "--input", "inp", help="Read from tar archive file, instead of STDIN")
 @click.option("-q", "--quiet", is_flag=True, help="Suppress the load output")
+@os_errors
 def load(inp: str | None, quiet: bool) -> None:
     """Load images from a tar archive or STDIN."""
     if inp is None and sys.stdin.isatty():
@@ -312,6 +334,7 @@ def load(inp: str | None, quiet: bool) -> None:
 @click.option("-c", "--change", "changes", multiple=True, help="Apply Dockerfile instruction to the created image")
 @click.option("-m", "--message", default="", help="Set commit message for imported image")
 @click.option("--platform", default="", help="Set platform if server is multi-platform capable")
+@os_errors
 def import_(source: str, repository: str | None, changes: tuple[str, ...], message: str,
             platform: str) -> None:
     """Import the contents from a tarball to create a filesystem image."""
@@ -341,6 +364,7 @@ def import_(source: str, repository: str | None, changes: tuple[str, ...], messa
 
 
 @click.command(name="builtin")
+@os_errors
 def builtin() -> None:
     """Make the built-in busybox image (docker.io/library/busybox:latest) from /bin/busybox."""
     click.echo(_service().ensure_builtin_busybox().id)
