@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import shutil
 import sys
 from collections.abc import Iterator, Mapping
@@ -148,7 +147,7 @@ class Containers:
         cfg = image.config.get("config") or {}
         for attempt in range(10):
             rec = Record(
-                id=secrets.token_hex(32),
+                id=os.urandom(32).hex(),  # what secrets.token_hex does, without its imports
                 name=(opts.name or names.generate(attempt)).removeprefix("/"),
                 image_id=image.id,
                 image_name=opts.image,
@@ -284,8 +283,14 @@ class Containers:
     def _exit_command(self, cid: str) -> list[str]:
         """What conmon runs when the program exits: `corral container cleanup <id>`, as the
         light module entry, with this engine's paths so it finds the same store."""
-        return [sys.executable, "-m", "corral.containers.cleanup", "--root", str(self.paths.root),
-                "--runroot", str(self.paths.runroot), cid]
+        import corral
+
+        # -I -S: no site (and its .pth files) on every container exit; the package is found by path.
+        package_parent = os.path.dirname(os.path.dirname(os.path.abspath(corral.__file__)))
+        return [sys.executable, "-I", "-S", "-c",
+                f"import sys; sys.path.insert(0, {package_parent!r}); "
+                "from corral.containers.cleanup import main; sys.exit(main(sys.argv[1:]))",
+                "--root", str(self.paths.root), "--runroot", str(self.paths.runroot), cid]
 
     # -- stop / kill / pause -------------------------------------------------------------------
     def stop(self, ref: str, timeout: int | None = None) -> Record:
@@ -486,7 +491,7 @@ def _discard(directory: Path, trash: Path) -> None:
     (atomic, so the store never shows half of it), then delete it in a detached grandchild
     (unlinking an overlay upper dir file by file costs tens of ms on ext4)."""
     trash.mkdir(exist_ok=True)
-    target = trash / f"{directory.name}-{secrets.token_hex(4)}"
+    target = trash / f"{directory.name}-{os.urandom(4).hex()}"
     try:
         os.rename(directory, target)
     except FileNotFoundError:

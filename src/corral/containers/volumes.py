@@ -10,7 +10,7 @@ Which containers use a volume is derived from the containers' options, not store
 from __future__ import annotations
 
 import json
-import secrets
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -76,7 +76,7 @@ class Volumes:
 
     def create(self, name: str | None = None, labels: dict[str, str] | None = None,
                *, anonymous: bool = False, exist_ok: bool = False) -> Volume:
-        name = name or secrets.token_hex(32)
+        name = name or os.urandom(32).hex()
         if not names.valid(name):
             raise InvalidArgument(f"invalid volume name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
         self._data(name).mkdir(parents=True, exist_ok=True)
@@ -120,6 +120,4 @@ class Volumes:
                        check=True, capture_output=True)
         shutil.copystat(source, volume.mountpoint)
         st = source.stat()
-        import os
-
         os.chown(volume.mountpoint, st.st_uid, st.st_gid)
