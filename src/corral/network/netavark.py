@@ -84,8 +84,12 @@ class _Call:
         lock = _LOCK if os.geteuid() == 0 else config_dir / "netavark.lock"
         cmd = [str(NETAVARK), "--config", str(config_dir), "--rootless", "false",
                "--aardvark-binary", str(AARDVARK), verb, str(netns_path)]
-        cmd = ["flock", "--close", str(lock), "sh", "-c",
-               f'"$@"; rc=$?; {_KEEP_ISOLATION}; exit $rc', "netavark", *cmd]
+        if verb == "setup" and not all(
+                (Path("/sys/class/net") / info["network_interface"]).exists()
+                for info in options["network_info"].values()):
+            # a bridge (and its isolation rules) is about to appear: make sure of the jump
+            cmd = ["sh", "-c", f'"$@"; rc=$?; {_KEEP_ISOLATION}; exit $rc', "netavark", *cmd]
+        cmd = ["flock", "--close", str(lock), *cmd]
         if not NETAVARK.exists():
             raise BackendError(f"{NETAVARK} is missing: install Debian's netavark")
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
