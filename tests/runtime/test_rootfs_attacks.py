@@ -110,3 +110,16 @@ def test_preserve_fds_passes_them_on(runtime: Runtime, bundle: Bundle, tmp_path:
         capture_output=True, text=True, timeout=30, env={**os.environ, "DATA": str(data)})
     assert out.returncode == 0, out.stderr
     assert out.stdout == "passed through"
+
+
+def test_listen_fds_pass_through(runtime: Runtime, bundle: Bundle, tmp_path: Path) -> None:
+    data = tmp_path / "socket-stand-in"
+    data.write_text("activated")
+    bundle.shell("echo $LISTEN_FDS $LISTEN_PID; cat <&3").write()
+    out = subprocess.run(
+        ["sh", "-c", 'exec "$@" 3<"$DATA"', "sh", corral_bin("corral-runtime"), "--root",
+         str(runtime.root), "run", "-b", str(bundle.path), new_id()],
+        capture_output=True, text=True, timeout=30,
+        env={**os.environ, "DATA": str(data), "LISTEN_FDS": "1"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["1 1", "activated"]
