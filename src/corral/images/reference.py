@@ -62,9 +62,6 @@ class Reference(NamedTuple):  # a NamedTuple, not a dataclass: `corral images` i
             s += f"@{self.digest}"
         return s
 
-    def with_tag(self, tag: str) -> Reference:
-        return Reference(self.domain, self.path, tag, None)
-
 
 def parse(text: str, *, default_tag: bool = True) -> Reference:
     """Parse and normalize a reference; a missing tag (and digest) becomes `:latest`."""

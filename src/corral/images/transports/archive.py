@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import shutil
 import tarfile
 import tempfile
 from pathlib import Path
@@ -210,11 +209,3 @@ class _Exact:
             if drain is not None:
                 drain()  # EOF of a VerifyingReader: the digest check
         return data
-
-
-def spool(stream: Reader, directory: Path | None = None) -> tuple[str, int]:
-    """Copy `stream` to a temp file; returns (path, size)."""
-    fd, path = tempfile.mkstemp(dir=directory, prefix="spool-")
-    with os.fdopen(fd, "wb") as out:
-        shutil.copyfileobj(stream, out, 1 << 20)
-        return path, out.tell()

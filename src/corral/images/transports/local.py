@@ -43,7 +43,6 @@ class LocalDestination(ImageDestination):
         self.parallel_layers = service.driver.independent_layers
         self._writers = contextlib.ExitStack()
         self._writers.enter_context(service.locks.writers())
-        self.images: list[str] = []
         self.manifest: mf.Manifest | None = None
         self.config: Mapping[str, Any] = {}
         self.diff_ids: tuple[str, ...] = ()
@@ -106,7 +105,6 @@ class LocalDestination(ImageDestination):
         digest = existing.digest if existing else self.service.content.write(raw)
         self.service.record_image(image_id, digest, media_type, self.config, self.manifest,
                                   self.chain_ids, names)
-        self.images.append(image_id)
 
     def close(self) -> None:
         self._writers.close()
