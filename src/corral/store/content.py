@@ -205,14 +205,8 @@ class ContentStore:
     def clean_ingest(self) -> None:
         """Remove what killed commands left in ingest/ (call with the gc lock held: every
         command that writes there holds the writers lock meanwhile)."""
-        from corral.store.extract import remove_tree
+        from corral.store.extract import remove_path
 
         with contextlib.suppress(FileNotFoundError):
             for name in os.listdir(self.ingest_dir):
-                path = self.ingest_dir / name
-                try:
-                    os.unlink(path)
-                except IsADirectoryError:
-                    remove_tree(path)
-                except FileNotFoundError:
-                    pass
+                remove_path(self.ingest_dir / name)

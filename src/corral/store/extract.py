@@ -154,12 +154,7 @@ class _Extractor:
 
     def remove(self, path: str, parts: tuple[str, ...]) -> None:
         self.forget(parts)
-        try:
-            os.unlink(path)
-        except IsADirectoryError:
-            remove_tree(path)
-        except FileNotFoundError:
-            pass
+        remove_path(path)
 
     # -- entries ---------------------------------------------------------------------------
     def entry(self, tar: TarReader, m: Member) -> None:
@@ -314,6 +309,16 @@ class _Extractor:
     def close(self) -> None:
         for path, mtime in reversed(self.dir_times):
             os.utime(path, ns=(mtime, mtime), follow_symlinks=False)
+
+
+def remove_path(path: str | Path) -> None:
+    """Delete whatever is at `path` (file, link, device or directory tree); missing is fine."""
+    try:
+        os.unlink(path)
+    except IsADirectoryError:
+        remove_tree(path)
+    except FileNotFoundError:
+        pass
 
 
 def remove_tree(path: str | Path) -> None:
