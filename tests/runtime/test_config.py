@@ -92,3 +92,43 @@ def test_cgroup_namespace_and_mount(runtime: Runtime, bundle: Bundle) -> None:
     bundle.config["linux"]["resources"] = {"pids": {"limit": 42}}
     lines = _run(runtime, bundle, "cat /proc/self/cgroup | grep pids; cat /sys/fs/cgroup/pids/pids.max")
     assert lines == [lines[0].split(":")[0] + ":pids:/", "42"]
+
+
+def test_seccomp_notify_fd_reaches_the_listener(runtime: Runtime, bundle: Bundle,
+                                                tmp_path: Path) -> None:
+    import json
+    import os
+    import socket
+    import threading
+
+    path = str(tmp_path / "agent.sock")
+    agent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    agent.bind(path)
+    agent.listen(1)
+    agent.settimeout(20)
+    received: dict[str, object] = {}
+
+    def serve() -> None:
+        conn, _ = agent.accept()
+        message, fds, _, _ = socket.recv_fds(conn, 65536, 1)
+        received["message"] = json.loads(message)
+        received["fds"] = len(fds)
+        for fd in fds:
+            os.close(fd)  # no answers: the notified syscalls fail with ENOSYS
+        conn.close()
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    bundle.config["linux"]["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW", "listenerPath": path, "listenerMetadata": "meta",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]}
+    lines = _run(runtime, bundle, "mkdir /dev/shm/x 2>/dev/null; echo rc=$?")
+    thread.join(timeout=20)
+    agent.close()
+    assert lines == ["rc=1"]
+    assert received["fds"] == 1
+    message = received["message"]
+    assert isinstance(message, dict)
+    assert message["fds"] == ["seccompFd"]
+    assert message["metadata"] == "meta"
+    assert message["state"]["id"]

@@ -31,19 +31,24 @@ def set_size(fd: int, height: int, width: int) -> None:
     fcntl.ioctl(fd, TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
 
 
-def send_master(socket_fd: int, master: int) -> None:
+def send_fd(socket_fd: int, fd: int, name: bytes) -> None:
     """runc's utils.SendFile: the name as the message body, the fd as SCM_RIGHTS."""
     import socket
 
     sock = socket.socket(fileno=os.dup(socket_fd))
     try:
-        socket.send_fds(sock, [b"/dev/ptmx"], [master])
+        socket.send_fds(sock, [name], [fd])
     finally:
         sock.close()
 
 
-def receive_master(sock_fd: int) -> int:
-    """The receiving side (run -t without --console-socket, and the tests)."""
+def send_master(socket_fd: int, master: int) -> None:
+    send_fd(socket_fd, master, b"/dev/ptmx")
+
+
+def receive_fd(sock_fd: int) -> int:
+    """The receiving side (the pty master for run -t without --console-socket; the seccomp
+    notify fd from init)."""
     import socket
 
     sock = socket.socket(fileno=os.dup(sock_fd))
@@ -52,7 +57,7 @@ def receive_master(sock_fd: int) -> int:
     finally:
         sock.close()
     if not fds:
-        raise OSError("console socket: no file descriptor received")
+        raise OSError("no file descriptor received")
     os.set_inheritable(fds[0], False)
     return fds[0]
 

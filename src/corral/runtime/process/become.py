@@ -77,13 +77,12 @@ def preload(process: Process, seccomp: Mapping[str, Any] | None, *, cache_dir: s
     pivot_root or setns(mnt) the host's Python modules and libraries are out of reach."""
     if process.rlimits:
         import resource  # noqa: F401
-    if process.capabilities is not None:
-        from corral.runtime.linux import caps  # noqa: F401
+    from corral.runtime.linux import caps  # noqa: F401  (always: none given means drop all)
     if seccomp is not None:
         from corral.runtime.linux import seccomp as seccomp_mod
 
         seccomp_mod.prepare(seccomp, cache_dir=cache_dir)  # the BPF, cached under --root
-    if process.terminal:
+    if process.terminal or (seccomp or {}).get("listenerPath"):
         import fcntl  # noqa: F401
         import socket  # noqa: F401
 
@@ -119,29 +118,32 @@ def _switch_user(process: Process) -> None:
     os.setresuid(user.uid, user.uid, user.uid)
 
 
-def become(process: Process, seccomp: Mapping[str, Any] | None, *, preserve_fds: int) -> None:
-    """Turn the calling process into `process` (all but the execve)."""
+def become(process: Process, seccomp: Mapping[str, Any] | None, *,
+           preserve_fds: int) -> int | None:
+    """Turn the calling process into `process` (all but the execve). Returns the seccomp
+    notify fd when the profile uses SCMP_ACT_NOTIFY."""
+    notify_fd = None
     _rlimits(process)
     os.umask(process.user.umask if process.user.umask is not None else 0o022)
     _fds(preserve_fds)
     if seccomp is not None and not process.no_new_privileges:
         from corral.runtime.linux import seccomp as seccomp_mod
 
-        seccomp_mod.load(seccomp)
-    caps = process.capabilities
-    if caps is not None:
-        from corral.runtime.linux import caps as caps_mod
+        notify_fd = seccomp_mod.load(seccomp)
+    from corral.runtime.linux import caps as caps_mod
 
-        caps_mod.drop_bounding(list(caps.get("bounding", ())))
-        caps_mod.keep_caps_across_setuid()
-        _switch_user(process)
-        caps_mod.apply(caps)
-    else:
-        _switch_user(process)
+    # No `capabilities` at all means none, the bounding set included (runc, crun): leaving the
+    # host's bounding set would let a setuid binary in the image regain every capability.
+    caps = process.capabilities or {}
+    caps_mod.drop_bounding(list(caps.get("bounding", ())))
+    caps_mod.keep_caps_across_setuid()
+    _switch_user(process)
+    caps_mod.apply(caps)
     os.chdir(process.cwd)
     if process.no_new_privileges:
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
         if seccomp is not None:
             from corral.runtime.linux import seccomp as seccomp_mod
 
-            seccomp_mod.load(seccomp)
+            notify_fd = seccomp_mod.load(seccomp)
+    return notify_fd

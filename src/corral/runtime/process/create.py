@@ -99,6 +99,35 @@ def _console_fds(spec: Spec, req: CreateRequest) -> tuple[int | None, int | None
                          "console socket")
 
 
+def _notify_sockets(spec: Spec) -> tuple[int | None, int | None]:
+    """(main's end, init's end) for the seccomp notify fd when a listenerPath is set."""
+    if not (spec.linux.seccomp or {}).get("listenerPath"):
+        return None, None
+    import socket
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    return ours.detach(), theirs.detach()
+
+
+def _pass_notify_fd(spec: Spec, sock_fd: int, state: dict[str, Any]) -> None:
+    """runc's way: init's notify fd goes to the agent at linux.seccomp.listenerPath."""
+    from corral.runtime.linux import console, seccomp
+
+    assert spec.linux.seccomp is not None
+    try:
+        fd = console.receive_fd(sock_fd)
+    except OSError:  # listenerPath without SCMP_ACT_NOTIFY rules: no fd, nothing to pass
+        return
+    finally:
+        os.close(sock_fd)
+    try:
+        seccomp.send_listener(str(spec.linux.seccomp["listenerPath"]), fd, pid=int(state["pid"]),
+                              state=state,
+                              metadata=str(spec.linux.seccomp.get("listenerMetadata") or ""))
+    finally:
+        os.close(fd)
+
+
 def _intermediate(channel: protocol.Channel, spec: Spec, opts: init.InitOptions) -> NoReturn:
     """Join and make the namespaces, then fork init into them (pid namespace)."""
     try:
@@ -189,8 +218,9 @@ def _launch(req: CreateRequest, spec: Spec, container: Container, preserve_fds: 
     cgroupns = spec.linux.namespace("cgroup") is not None
     cgroup_mounts = tuple(manager.mount_sources(cgroupns=cgroupns)) \
         if any(m.type == "cgroup" for m in spec.mounts) else ()
+    notify_keep, notify_fd = _notify_sockets(spec)
     opts = init.InitOptions(req.container_id, fifo_fd, console_fd, req.no_pivot, preserve_fds,
-                            cgroup_mounts)
+                            notify_fd, cgroup_mounts)
     ours, theirs = protocol.pair()
     pid = os.fork()
     if pid == 0:
@@ -198,8 +228,9 @@ def _launch(req: CreateRequest, spec: Spec, container: Container, preserve_fds: 
         _intermediate(theirs, spec, opts)
     theirs.close()
     os.close(fifo_fd)
-    if console_fd is not None:
-        os.close(console_fd)
+    for fd in (console_fd, notify_fd):
+        if fd is not None:
+            os.close(fd)
     init_pid = 0
     try:
         manager.add(pid)
@@ -221,6 +252,8 @@ def _launch(req: CreateRequest, spec: Spec, container: Container, preserve_fds: 
         hooks.run("createRuntime", spec.hooks, state)
         ours.send(protocol.HOOKS_DONE, state=state)
         ours.expect(protocol.READY, "init")
+        if notify_keep is not None:
+            _pass_notify_fd(spec, notify_keep, state)
     finally:
         ours.close()
         with contextlib.suppress(ChildProcessError):
@@ -240,6 +273,6 @@ def _launch(req: CreateRequest, spec: Spec, container: Container, preserve_fds: 
     if console_keep is not None:
         from corral.runtime.linux import console
 
-        master = console.receive_master(console_keep)
+        master = console.receive_fd(console_keep)
         os.close(console_keep)
     return Created(container, master)

@@ -153,6 +153,6 @@ def execute(container: Container, request: ExecRequest) -> tuple[int, int | None
         write_pid_file(request.pid_file, process_pid)
     master = None
     if console_keep is not None:
-        master = console.receive_master(console_keep)
+        master = console.receive_fd(console_keep)
         os.close(console_keep)
     return process_pid, master

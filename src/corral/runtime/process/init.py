@@ -26,6 +26,7 @@ class InitOptions:
     console_fd: int | None  # connected console socket (process.terminal)
     no_pivot: bool
     preserve_fds: int
+    notify_socket: int | None  # socketpair end for the seccomp notify fd (listenerPath)
     cgroup_mounts: tuple[tuple[str, str, str], ...]  # the cgroups Manager's mount_sources()
 
 
@@ -135,7 +136,12 @@ def _setup(channel: protocol.Channel, spec: Spec,
     program = become.program(spec.process)
     if slave is not None:
         console.become_controlling(slave)
-    become.become(spec.process, spec.linux.seccomp, preserve_fds=opts.preserve_fds)
+    notify_fd = become.become(spec.process, spec.linux.seccomp, preserve_fds=opts.preserve_fds)
+    if opts.notify_socket is not None:
+        if notify_fd is not None:  # to main, which hands it to the agent at listenerPath
+            console.send_fd(opts.notify_socket, notify_fd, b"seccompFd")
+            os.close(notify_fd)
+        os.close(opts.notify_socket)
     return program, state
 
 
