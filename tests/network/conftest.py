@@ -170,3 +170,14 @@ def container_ns(env: NetEnv, name: str, **request):  # type: ignore[no-untyped-
 
 def ip_in(subnet: str, ip: str) -> bool:
     return ipaddress.IPv4Address(ip) in ipaddress.IPv4Network(subnet)
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A port no host program has bound right now (tests publish on it)."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("0.0.0.0", 0))
+        return int(s.getsockname()[1])
+
+
+def iptables_rules() -> str:
+    return subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout

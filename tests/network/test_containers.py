@@ -12,19 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.network.conftest import HOST_ADDRESS, http_get
+from tests.network.conftest import (
+    HOST_ADDRESS,
+    free_port,
+    http_get,
+    iptables_rules,
+)
 
 GET = "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {host} 80"
-
-
-def _free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("0.0.0.0", 0))
-        return int(s.getsockname()[1])
-
-
-def _iptables() -> str:
-    return subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
 
 
 def _wait_http(host: str, port: int, timeout: float = 10) -> str:
@@ -49,7 +44,7 @@ def _ip(net_env, ref: str, network: str) -> str:  # type: ignore[no-untyped-def]
 
 
 def test_published_port_from_host_and_outside_and_after_restart(net_env, www, outside) -> None:  # type: ignore[no-untyped-def]
-    port = _free_port()
+    port = free_port()
     _httpd(net_env, www, "--name", "web", "-p", f"{port}:80", "-p", "80")
     assert _wait_http("127.0.0.1", port) == "hello from corral\n"
     assert http_get(HOST_ADDRESS, port) == "hello from corral\n"
@@ -75,7 +70,7 @@ ECHO = ("import socket,sys\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
 
 
 def test_udp_through_a_published_port(net_env) -> None:  # type: ignore[no-untyped-def]
-    port = _free_port(socket.SOCK_DGRAM)
+    port = free_port(socket.SOCK_DGRAM)
     net_env.corral("run", "-d", "--name", "udp", "-p", f"127.0.0.1:{port}:5353/udp", "busybox",
                    "sleep", "300")
     sandbox = json.loads(net_env.corral("inspect", "udp").stdout)[0]["NetworkSettings"][
@@ -176,19 +171,19 @@ def test_network_modes_and_etc_files(net_env, www) -> None:  # type: ignore[no-u
 
 def test_rm_releases_address_port_rules_and_namespace(net_env, www) -> None:  # type: ignore[no-untyped-def]
     net_env.corral("network", "create", "tidy")
-    port = _free_port()
+    port = free_port()
     cid = _httpd(net_env, www, "--name", "gone", "--network", "tidy", "-p", f"{port}:80")
     assert _wait_http("127.0.0.1", port) == "hello from corral\n"
-    assert f"--dport {port}" in _iptables()
+    assert f"--dport {port}" in iptables_rules()
     net_env.corral("rm", "-f", "gone")
-    assert f"--dport {port}" not in _iptables()
+    assert f"--dport {port}" not in iptables_rules()
     assert not (net_env.paths.runroot / "netns" / cid).exists()
     assert json.loads(net_env.corral("network", "inspect", "tidy").stdout)[0]["Containers"] == {}
     net_env.corral("network", "rm", "tidy")
     # --rm: the exit command releases everything without a CLI
-    rm_port = _free_port()
+    rm_port = free_port()
     net_env.corral("run", "--rm", "-p", f"{rm_port}:80", "busybox", "true")
-    assert f"--dport {rm_port}" not in _iptables()
+    assert f"--dport {rm_port}" not in iptables_rules()
 
 
 PEER_SERVER = """
@@ -226,19 +221,32 @@ def test_prune_cleans_up_after_a_dead_monitor_and_container(net_env) -> None:  #
     import os
     import signal
 
-    port = _free_port()
+    port = free_port()
     cid = net_env.corral("run", "-d", "-p", f"{port}:80", "busybox", "sleep", "300").stdout.strip()
     conmon = int((net_env.paths.runroot / "containers" / cid / "conmon.pid").read_text())
     pid = int(net_env.corral("inspect", "-f", "{{.State.Pid}}", cid).stdout)
     os.kill(conmon, signal.SIGKILL)  # nothing is left to run the exit command
     os.kill(pid, signal.SIGKILL)
     time.sleep(0.3)
-    assert f"--dport {port}" in _iptables()
+    assert f"--dport {port}" in iptables_rules()
     net_env.corral("network", "prune", "-f")
-    assert f"--dport {port}" not in _iptables()
+    assert f"--dport {port}" not in iptables_rules()
     assert not (net_env.paths.runroot / "netns" / cid).exists()
     net_env.corral("start", cid)  # and it plumbs again on the next start
-    assert f"--dport {port}" in _iptables()
+    assert f"--dport {port}" in iptables_rules()
+
+
+def test_a_port_published_by_another_container_is_refused(net_env) -> None:  # type: ignore[no-untyped-def]
+    port = free_port()
+    net_env.corral("run", "-d", "--name", "first", "-p", f"{port}:80", "busybox", "sleep", "300")
+    proc = net_env.corral("run", "-d", "--name", "second", "-p", f"{port}:8080", "busybox",
+                          "sleep", "300", check=False)
+    assert proc.returncode == 125
+    assert proc.stderr == f"Error: Bind for 0.0.0.0:{port}/tcp failed: port is already in use\n"
+    assert iptables_rules().count(f"--dport {port} -j DNAT") == 1  # first's only
+    net_env.corral("rm", "-f", "first")
+    net_env.corral("start", "second")  # the port is free again
+    assert net_env.corral("port", "second").stdout == f"8080/tcp -> 0.0.0.0:{port}\n"
 
 
 @pytest.mark.parametrize("case", ["port in use", "unknown network", "invalid ip",
@@ -265,7 +273,7 @@ def test_bad_input_is_one_line_exit_125_and_nothing_half_done(net_env, case: str
         proc = net_env.corral(*args, check=False)
     assert proc.returncode == 125, proc.stderr
     assert message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
-    assert f"--dport {port}" not in _iptables()
+    assert f"--dport {port}" not in iptables_rules()
     running = net_env.corral("ps", "-q").stdout.split()
     assert len(running) == (1 if case == "network in use" else 0)
     netns_dir = net_env.paths.runroot / "netns"

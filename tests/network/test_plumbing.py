@@ -13,21 +13,19 @@ import pytest
 
 from corral.network import attach, netavark, networks
 from corral.network.model import Attach, PortMapping
-from tests.network.conftest import HOST_ADDRESS, container_ns, http_get, httpd, in_netns
-
-
-def _free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("0.0.0.0", 0))
-        return int(s.getsockname()[1])
-
-
-def _iptables() -> str:
-    return subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
+from tests.network.conftest import (
+    HOST_ADDRESS,
+    container_ns,
+    free_port,
+    http_get,
+    httpd,
+    in_netns,
+    iptables_rules,
+)
 
 
 def test_published_port_from_host_loopback_address_and_outside(net_env, www, outside) -> None:  # type: ignore[no-untyped-def]
-    port = _free_port()
+    port = free_port()
     plan = container_ns(net_env, "web", ports=(PortMapping(80, port),))
     ip = plan.endpoints[0].ip
     assert plan.endpoints[0].network.name == "bridge"
@@ -45,7 +43,7 @@ def test_published_port_from_host_loopback_address_and_outside(net_env, www, out
 
 
 def test_host_ip_binding_limits_the_port_to_that_address(net_env, www, outside) -> None:  # type: ignore[no-untyped-def]
-    port = _free_port()
+    port = free_port()
     plan = container_ns(net_env, "local", ports=(PortMapping(80, port, "127.0.0.1"),))
     with httpd(plan.netns_path, www):
         assert http_get("127.0.0.1", port) == "hello from corral\n"
@@ -55,7 +53,7 @@ def test_host_ip_binding_limits_the_port_to_that_address(net_env, www, outside) 
 
 
 def test_udp_through_a_published_port_and_port_ranges(net_env) -> None:  # type: ignore[no-untyped-def]
-    base = _free_port(socket.SOCK_DGRAM)
+    base = free_port(socket.SOCK_DGRAM)
     plan = container_ns(net_env, "udp", ports=(PortMapping(5000, base, protocol="udp",
                                                             count=2),))
     echo = ("import socket,sys\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
@@ -163,23 +161,23 @@ def test_thirty_containers_get_distinct_addresses_and_all_answer(net_env, www) -
 def test_teardown_releases_veth_rules_dns_and_address(net_env) -> None:  # type: ignore[no-untyped-def]
     conn = net_env.conn()
     n = networks.create(conn, "tidy")
-    port = _free_port()
+    port = free_port()
     plan = container_ns(net_env, "tidy1", mode="tidy", ports=(PortMapping(80, port),))
     ip = plan.endpoints[0].ip
     dns_file = networks.backend_dir(net_env.paths) / "aardvark-dns" / n.id
-    assert ip in dns_file.read_text() and f"--dport {port}" in _iptables()
+    assert ip in dns_file.read_text() and f"--dport {port}" in iptables_rules()
     # break it the way a crash would: the container's interface vanishes under netavark
     subprocess.run(["nsenter", f"--net={plan.netns_path}", "ip", "link", "del", "eth0"],
                    check=True)
     attach.release(conn, net_env.paths, plan.container_id)
     attach.release(conn, net_env.paths, plan.container_id)  # idempotent
-    assert f"--dport {port}" not in _iptables()
+    assert f"--dport {port}" not in iptables_rules()
     assert not dns_file.exists() or ip not in dns_file.read_text()
     assert not plan.netns_path.exists()
     assert not networks.users(conn, n)
     networks.remove(conn, net_env.paths, "tidy")
     assert not Path(f"/sys/class/net/{n.bridge}").exists()
-    assert n.subnet not in _iptables()
+    assert n.subnet not in iptables_rules()
 
 
 KILL_SCRIPT = """
@@ -197,7 +195,7 @@ attach.setup(conn, paths(), "k" * 64)
 def test_sigkill_mid_setup_leaves_nothing_the_next_start_cannot_clean(net_env, tmp_path) -> None:  # type: ignore[no-untyped-def]
     conn = net_env.conn()
     networks.create(conn, "killnet")
-    port = _free_port()
+    port = free_port()
     # a netavark that plumbs, then hangs: the command is killed after the kernel state exists
     stuck = tmp_path / "netavark-then-hang"
     stuck.write_text(f"#!/bin/sh\n{netavark.NETAVARK} \"$@\" >/dev/null\nexec sleep 600\n")
@@ -209,7 +207,7 @@ def test_sigkill_mid_setup_leaves_nothing_the_next_start_cannot_clean(net_env, t
         import time
 
         deadline = time.monotonic() + 20
-        while f"--dport {port}" not in _iptables():
+        while f"--dport {port}" not in iptables_rules():
             assert time.monotonic() < deadline and proc.poll() is None
             time.sleep(0.05)
     finally:
@@ -220,12 +218,12 @@ def test_sigkill_mid_setup_leaves_nothing_the_next_start_cannot_clean(net_env, t
         proc.wait()
     assert attach.is_plumbed(conn, "k" * 64)
     plan = attach.setup(conn, net_env.paths, "k" * 64)  # the next start repairs and re-plumbs
-    assert plan.endpoints and f"--dport {port}" in _iptables()
+    assert plan.endpoints and f"--dport {port}" in iptables_rules()
     attach.release(conn, net_env.paths, "k" * 64)
-    assert f"--dport {port}" not in _iptables()
+    assert f"--dport {port}" not in iptables_rules()
     removed = networks.prune(conn, net_env.paths)
     assert [n.name for n in removed] == ["killnet"]
-    assert "killnet" not in _iptables()
+    assert "killnet" not in iptables_rules()
 
 
 @pytest.mark.parametrize("mode", ["host", "none"])
