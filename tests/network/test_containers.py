@@ -245,7 +245,8 @@ def test_a_port_published_by_another_container_is_refused(net_env) -> None:  # t
     assert proc.stderr == f"Error: Bind for 0.0.0.0:{port}/tcp failed: port is already in use\n"
     assert iptables_rules().count(f"--dport {port} -j DNAT") == 1  # first's only
     net_env.corral("rm", "-f", "first")
-    net_env.corral("start", "second")  # the port is free again
+    net_env.corral("run", "-d", "--name", "second", "-p", f"{port}:8080", "busybox", "sleep",
+                   "300")  # the port is free again
     assert net_env.corral("port", "second").stdout == f"8080/tcp -> 0.0.0.0:{port}\n"
 
 
