@@ -188,3 +188,15 @@ def test_user_namespace_maps_root(runtime: Runtime, bundle: Bundle, busybox_root
     assert lines[0] == "0"
     assert lines[1].split() == ["0", "200000", "65536"]
     assert lines[2] == "c"  # /dev/null bound from the host (no mknod in a user namespace)
+
+
+def test_events_stats(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.config["linux"]["resources"] = {"pids": {"limit": 33}}
+    bundle.args("sleep", "60").write()
+    cid = new_id()
+    runtime("run", "-d", "-b", str(bundle.path), cid, check=True)
+    event = json.loads(runtime("events", "--stats", cid, check=True).stdout)
+    assert (event["type"], event["id"]) == ("stats", cid)
+    assert event["data"]["pids"]["current"] == 1
+    assert event["data"]["pids"]["limit"] == 33
+    assert event["data"]["memory"]["usage"]["usage"] > 0

@@ -29,6 +29,7 @@ VERBS = {
     "pause": "pause suspends all processes inside the container",
     "resume": "resumes all processes that have been previously paused",
     "update": "update container resource constraints",
+    "events": "display container events such as OOM notifications and resource usage statistics",
     "features": "show the enabled features",
     "spec": "create a new specification file",
 }
