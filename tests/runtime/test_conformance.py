@@ -1201,3 +1201,13 @@ def test_recursive_mount_attributes(runtime: Runtime, bundle: Bundle, tree_with_
     table = mount_table(output(runtime, bundle))
     for point in ("/data", "/data/sub"):
         assert flags <= set(table[point]), (point, table[point])
+
+
+@pytest.mark.parametrize("uid", [0, 1000])
+def test_no_capabilities_object_means_no_capabilities(runtime: Runtime, bundle: Bundle,
+                                                      uid: int) -> None:
+    # the bounding set goes too: otherwise a setuid binary could regain every capability
+    del bundle.process["capabilities"]
+    bundle.process["user"] = {"uid": uid, "gid": uid}
+    sh(bundle, "grep -E '^Cap' /proc/self/status")
+    assert set(status_fields(output(runtime, bundle)).values()) == {"0" * 16}
