@@ -1211,3 +1211,21 @@ def test_no_capabilities_object_means_no_capabilities(runtime: Runtime, bundle: 
     bundle.process["user"] = {"uid": uid, "gid": uid}
     sh(bundle, "grep -E '^Cap' /proc/self/status")
     assert set(status_fields(output(runtime, bundle)).values()) == {"0" * 16}
+
+
+# crun 1.8 has no `events`; runc's --stats output is what containerd's runc shim v1 decodes
+@pytest.mark.parametrize("runtime", [r for r in RUNTIMES if r != "crun"], indirect=True)
+def test_events_stats(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.linux["resources"]["memory"] = {"limit": 64 * 2**20}
+    bundle.linux["cgroupsPath"] = f"/{runtime.name}-events-{os.urandom(6).hex()}"
+    bundle.process["args"] = ["sleep", "60"]
+    cid = runtime.create(bundle)
+    runtime.ok("start", cid)
+    event = json.loads(runtime.ok("events", "--stats", cid).stdout)
+    assert (event["type"], event["id"]) == ("stats", cid)
+    data = event["data"]
+    assert data["memory"]["usage"]["limit"] == 64 * 2**20
+    assert data["memory"]["usage"]["usage"] > 0
+    assert data["pids"]["current"] >= 1
+    assert data["cpu"]["usage"]["total"] > 0
+    runtime.ok("delete", "--force", cid)
