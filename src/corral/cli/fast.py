@@ -24,10 +24,10 @@ def main() -> None:
         from corral.cli import container
 
         sys.exit(container.dispatch(argv))
-    if argv and argv[0] == "images":  # listing is held to docker's ~30 ms: no click
-        from corral.cli import image_list
+    if argv[:1] == ["images"] or argv[:2] in (["image", "ls"], ["image", "list"]):
+        from corral.cli import image_list  # listing is held to docker's ~30 ms: no click
 
-        sys.exit(image_list.main(argv[1:]))
+        sys.exit(image_list.main(argv[1 if argv[0] == "images" else 2:]))
     from corral.cli.main import main as click_main
 
     click_main()
