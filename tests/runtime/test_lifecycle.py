@@ -200,3 +200,28 @@ def test_events_stats(runtime: Runtime, bundle: Bundle) -> None:
     assert event["data"]["pids"]["current"] == 1
     assert event["data"]["pids"]["limit"] == 33
     assert event["data"]["memory"]["usage"]["usage"] > 0
+
+
+def test_rootless_run_as_an_unprivileged_user(busybox_rootfs: Path) -> None:
+    """A non-root caller: `spec --rootless` maps it to root in a user namespace."""
+    where = Path(tempfile.mkdtemp(prefix="corral-rootless-", dir="/tmp"))
+    try:
+        where.chmod(0o755)
+        shutil.copytree(busybox_rootfs, where / "rootfs", symlinks=True)
+        subprocess.run(["chown", "-R", "4321:4321", str(where)], check=True)
+        as_user = ["setpriv", "--reuid", "4321", "--regid", "4321", "--clear-groups"]
+        runtime_bin = corral_bin("corral-runtime")
+        subprocess.run([*as_user, runtime_bin, "spec", "--rootless"], cwd=where, check=True)
+        config = json.loads((where / "config.json").read_text())
+        assert config["linux"]["uidMappings"] == [{"containerID": 0, "hostID": 4321, "size": 1}]
+        config["process"]["terminal"] = False
+        config["process"]["args"] = ["sh", "-c", "id -u; cat /proc/self/uid_map"]
+        (where / "config.json").write_text(json.dumps(config))
+        out = subprocess.run([*as_user, runtime_bin, "--root", str(where / "state"), "run",
+                              new_id()], cwd=where, capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        lines = out.stdout.splitlines()
+        assert lines[0] == "0"
+        assert lines[1].split() == ["0", "4321", "1"]
+    finally:
+        shutil.rmtree(where)

@@ -47,9 +47,15 @@ def _map_lines(maps: tuple[IdMap, ...]) -> str:
 
 
 def write_id_maps(pid: int, uid_maps: tuple[IdMap, ...], gid_maps: tuple[IdMap, ...]) -> None:
-    """Map ids for the user namespace of `pid`. Root writes the files; others need the setuid
-    helpers, which check /etc/subuid and /etc/subgid."""
-    if os.geteuid() == 0:
+    """Map ids for the user namespace of `pid`. Root writes the files, and so may anyone who maps
+    only their own uid and gid (setgroups denied first, as the kernel requires); other maps need
+    the setuid helpers, which check /etc/subuid and /etc/subgid."""
+    own = (len(uid_maps) == len(gid_maps) == 1 and uid_maps[0].size == gid_maps[0].size == 1
+           and uid_maps[0].host_id == os.geteuid() and gid_maps[0].host_id == os.getegid())
+    if os.geteuid() == 0 or own:
+        if os.geteuid() != 0:
+            with open(f"/proc/{pid}/setgroups", "w") as f:
+                f.write("deny")
         for name, maps in (("uid_map", uid_maps), ("gid_map", gid_maps)):
             with open(f"/proc/{pid}/{name}", "w") as f:
                 f.write(_map_lines(maps))
