@@ -52,8 +52,8 @@ _CREATE_FLAGS = (
     Flag("tmpfs", kind="list", help="Mount a tmpfs directory"),
     Flag("publish", "p", "list", "Publish a container's port(s) to the host"),
     Flag("publish-all", "P", help="Publish all exposed ports to random ports"),
-    Flag("network", kind="str", help="Connect a container to a network (none, host, ...)"),
-    Flag("net", kind="str", help="Alias of --network"),
+    Flag("network", kind="list", help="Connect a container to a network (none, host, ...)"),
+    Flag("net", kind="list", help="Alias of --network"),
     Flag("network-alias", kind="list", help="Add a network-scoped alias for the container"),
     Flag("ip", kind="str", help="IPv4 address on the network (user networks)"),
     Flag("expose", kind="list", help="Expose a port or a range of ports (for -P)"),
@@ -138,7 +138,8 @@ def run_options(v: dict[str, Any], args: list[str]) -> RunOptions:
         workdir=v["workdir"], user=v["user"], group_add=tuple(v["group_add"]),
         hostname=v["hostname"], tty=bool(v["tty"]), interactive=bool(v["interactive"]),
         detach=bool(v.get("detach")), remove=bool(v.get("rm")), mounts=mounts,
-        network=v["network"] or v["net"], publish=tuple(v["publish"]), publish_all=bool(v["publish_all"]),
+        network=([*v["network"], *v["net"]] or [None])[0],
+        extra_networks=tuple([*v["network"], *v["net"]][1:]), publish=tuple(v["publish"]), publish_all=bool(v["publish_all"]),
         expose=tuple(v["expose"]), ip=v["ip"], network_aliases=tuple(v["network_alias"]),
         dns=tuple(v["dns"]), dns_search=tuple(v["dns_search"]), dns_options=tuple(v["dns_option"]),
         add_hosts=tuple(v["add_host"]), read_only=bool(v["read_only"]), privileged=bool(v["privileged"]),
@@ -381,8 +382,12 @@ def _ps(v: dict[str, Any], args: list[str]) -> int:
     from corral.containers import state
 
     store = _store()
+    records = store.all()
+    if any(r.state == "creating" for r in records):  # rare: a create was killed half-way
+        _engine().reap_interrupted()
+        records = store.all()
     now = time.time()
-    listing = [(r, o) for r, o in ((r, state.observe(store, r)) for r in store.all()) if (v["all"] or o.alive) and _matches(r, o, v["filter"])]
+    listing = [(r, o) for r, o in ((r, state.observe(store, r)) for r in records) if (v["all"] or o.alive) and _matches(r, o, v["filter"])]
     if v["latest"]:
         listing = listing[:1]
     if v["last"] is not None and v["last"] >= 0:

@@ -75,6 +75,7 @@ class Containers:
         return rec, self.observe(rec)
 
     def all(self) -> list[tuple[Record, Observed]]:
+        self.reap_interrupted()
         return [(r, self.observe(r)) for r in self.store.all()]
 
     @contextlib.contextmanager
@@ -93,16 +94,27 @@ class Containers:
             raise AlreadyExists(f"container ID file found, make sure the other container isn't running or delete {opts.cidfile}")
         image = self.resolve_image(opts.image, opts.pull, opts.platform)
         runtime = ociruntime.find(ociruntime.configured_name(opts.runtime), self.paths.runroot)
-        rec = self._insert(opts, image, runtime.name)
-        try:
-            with self.store.locked(rec.id):
+        cid = os.urandom(32).hex()  # what secrets.token_hex does, without its imports
+        # The lock is held from before the record exists until it is complete: a `creating`
+        # record whose lock is free was left by a killed command (see reap_interrupted).
+        with self.store.locked(cid):
+            rec = self._insert(cid, opts, image, runtime.name)
+            try:
                 rec = self._prepare(rec, opts, image)
-            if opts.cidfile:
-                fsutil.atomic_write(Path(opts.cidfile), rec.id.encode())
-        except BaseException:
-            self._destroy(rec, anonymous_volumes=True)
-            raise
+                if opts.cidfile:
+                    fsutil.atomic_write(Path(opts.cidfile), rec.id.encode())
+            except BaseException:
+                self._destroy(rec, anonymous_volumes=True)
+                raise
         return rec
+
+    def reap_interrupted(self) -> None:
+        """Remove what a `create` killed half-way left (a `creating` record nobody holds)."""
+        for rec in self.store.all():
+            if rec.state == "creating":
+                with self.store.lock_if_free(rec.id) as free:
+                    if free:
+                        self._destroy(rec, anonymous_volumes=True)
 
     def resolve_image(self, ref: str, pull: str = "missing", platform: str | None = None) -> Image:
         """The image to run, pulled per docker's --pull policy (the built-in busybox needs no
@@ -141,20 +153,20 @@ class Containers:
         except CorralError as e:
             raise NotFound(f"Unable to find image '{ref}' locally; pulling it failed: {e}") from e
 
-    def _insert(self, opts: RunOptions, image: Image, runtime: str) -> Record:
+    def _insert(self, cid: str, opts: RunOptions, image: Image, runtime: str) -> Record:
         if opts.name is not None and not names.valid(opts.name):
             raise InvalidArgument(f"invalid container name {opts.name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
         cfg = image.config.get("config") or {}
         for attempt in range(10):
             rec = Record(
-                id=os.urandom(32).hex(),  # what secrets.token_hex does, without its imports
+                id=cid,
                 name=(opts.name or names.generate(attempt)).removeprefix("/"),
                 image_id=image.id,
                 image_name=opts.image,
                 created=now(),
                 options=opts.to_json(),
                 runtime=runtime,
-                state="created",
+                state="creating",
                 network=networking.mode_of(opts),
                 stop_signal=opts.stop_signal or cfg.get("StopSignal") or "SIGTERM",
                 stop_timeout=opts.stop_timeout if opts.stop_timeout is not None else 10,
@@ -182,7 +194,8 @@ class Containers:
             container_id=rec.id, rootfs=rootfs, image_config=cfg, mounts=oci_mounts,
             etc_files=etc, netns=plan.netns))
         fsutil.atomic_write(d / "config.json", json.dumps(spec).encode())
-        return self.store.update(rec, options=opts.to_json(), args=tuple(spec["process"]["args"]))
+        return self.store.update(rec, state="created", options=opts.to_json(),
+                                 args=tuple(spec["process"]["args"]))
 
     def _user_mounts(self, opts: RunOptions, image_cfg: Mapping[str, Any],
                      rootfs: Path) -> tuple[tuple[MountSpec, ...], list[dict[str, Any]]]:
@@ -226,6 +239,9 @@ class Containers:
             observed = self.observe(rec)
             if observed.status is Status.RUNNING and not attach:
                 return rec, None
+            if rec.state == "creating":  # we hold its lock: the command creating it died
+                raise Conflict(f"container {rec.id[:12]} was never completely created "
+                               "(its create was interrupted): remove it")
             guard(rec, observed, observed.status.can_start(), "start")
             if rec.state != "created":
                 rec = self._finish(rec, observed)

@@ -60,7 +60,7 @@ def guard(record: Record, observed: Observed, allowed: bool, verb: str) -> None:
 
 def observe(store: Store, rec: Record) -> Observed:
     """The live status, derived from the kernel and conmon's files, never just trusted."""
-    if rec.state == "created":
+    if rec.state in ("created", "creating"):
         return Observed(Status.CREATED)
     if rec.state == "exited":
         return Observed(Status.EXITED, rec.exit_code, rec.oom_killed, rec.error, rec.finished_at)

@@ -4,9 +4,10 @@ Schema (area "containers" in corral.db; append migrations, never edit one):
 
     containers(id TEXT PK, name TEXT UNIQUE, image_id, image_name, created REAL,
                options TEXT  -- RunOptions as JSON: the immutable config
-               runtime TEXT, state TEXT  -- last state corral itself set: created|running|
-                                         -- paused|exited (the live state is derived, see
-                                         -- lifecycle.observe)
+               runtime TEXT, state TEXT  -- last state corral itself set: creating|created|
+                                         -- running|paused|exited (the live state is derived,
+                                         -- see state.observe; `creating` with a free lock
+                                         -- means its create was killed)
                pid, pid_start  -- the container's init and its start time (/proc/<pid>/stat)
                conmon_pid, boot_id  -- whether pid still means anything after a reboot
                started_at, finished_at REAL, exit_code, oom_killed, error TEXT,
@@ -136,6 +137,25 @@ class Store:
 
         with fsutil.locked(self.paths.runroot / "locks" / cid):
             yield
+
+    @contextmanager
+    def lock_if_free(self, cid: str) -> Iterator[bool]:
+        """Hold the container's lock if nobody does; yields whether it was free."""
+        import fcntl
+        import os
+
+        path = self.paths.runroot / "locks" / cid
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+            else:
+                yield True
+        finally:
+            os.close(fd)
 
     # -- records -------------------------------------------------------------------------------
     def insert(self, record: Record) -> None:
