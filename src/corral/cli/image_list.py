@@ -284,8 +284,7 @@ def render(opts: Options, svc: ImageService) -> str:
 def main(argv: Sequence[str]) -> int:
     """`corral images ARGS`: prints, returns the exit code (errors as one line, like docker)."""
     if "-h" in argv or "--help" in argv:
-        print(USAGE)
-        return 0
+        return _write(USAGE)
     from corral.config import paths
     from corral.images.service import ImageService
 
@@ -294,6 +293,16 @@ def main(argv: Sequence[str]) -> int:
     except CorralError as e:
         print(f"Error: {e}", file=sys.stderr)
         return exit_code(e)
-    if text:
+    return _write(text) if text else 0
+
+
+def _write(text: str) -> int:
+    """Print; a reader that went away (`corral images | head -1`) is not an error."""
+    import os
+
+    try:
         sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
     return 0
