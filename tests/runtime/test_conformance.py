@@ -1229,3 +1229,23 @@ def test_events_stats(runtime: Runtime, bundle: Bundle) -> None:
     assert data["pids"]["current"] >= 1
     assert data["cpu"]["usage"]["total"] > 0
     runtime.ok("delete", "--force", cid)
+
+
+def test_poststart_after_start_and_poststop_at_delete(runtime: Runtime, bundle: Bundle,
+                                                      tmp_path: Path) -> None:
+    bundle.config["hooks"] = {
+        kind: [{"path": "/bin/sh", "args": ["sh", "-c", f"cat > {tmp_path}/{kind}.json"]}]
+        for kind in ("poststart", "poststop")
+    }
+    bundle.process["args"] = ["sleep", "60"]
+    cid = runtime.create(bundle)
+    runtime.ok("start", cid)
+    poststart = json.loads((tmp_path / "poststart.json").read_text())
+    assert poststart["pid"] == runtime.state(cid)["pid"]
+    assert poststart["status"] in ("running", "created")  # runc 1.1 still says "created"
+    runtime.ok("kill", cid, "KILL")
+    runtime.wait_status(cid, "stopped")
+    assert not (tmp_path / "poststop.json").exists(), "poststop ran before delete"
+    runtime.ok("delete", cid)
+    poststop = json.loads((tmp_path / "poststop.json").read_text())
+    assert (poststop["id"], poststop["status"]) == (cid, "stopped")
