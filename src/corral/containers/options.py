@@ -60,6 +60,7 @@ class RunOptions(NamedTuple):
     remove: bool = False
     mounts: tuple[MountSpec, ...] = ()
     network: str | None = None  # None: the default mode
+    extra_networks: tuple[str, ...] = ()  # more --network flags: joined as well
     publish: tuple[str, ...] = ()
     publish_all: bool = False
     expose: tuple[str, ...] = ()  # --expose: more ports for -P
@@ -117,7 +118,7 @@ class RunOptions(NamedTuple):
             values["entrypoint"] = tuple(values["entrypoint"])
         for key in ("command", "env", "group_add", "publish", "dns", "dns_search", "dns_options",
                     "add_hosts", "cap_add", "cap_drop", "security_opt", "expose",
-                    "network_aliases"):
+                    "network_aliases", "extra_networks"):
             values[key] = tuple(values.get(key, ()))
         return cls(**values)
 
