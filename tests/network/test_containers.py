@@ -131,6 +131,9 @@ def test_several_networks_from_the_start(net_env) -> None:  # type: ignore[no-un
     assert _ip(net_env, "both", "one") in addrs and _ip(net_env, "both", "two") in addrs
     found = net_env.corral("run", "--rm", "--network", "two", "busybox", "nslookup", "b2")
     assert _ip(net_env, "both", "two") in found.stdout
+    twice = net_env.corral("run", "--rm", "--network", "one", "--network", "two", "busybox",
+                           "ip", "-o", "-4", "addr").stdout
+    assert "eth0" in twice and "eth1" in twice
 
 
 def test_thirty_containers_on_one_network(net_env, www) -> None:  # type: ignore[no-untyped-def]

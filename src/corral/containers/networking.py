@@ -54,9 +54,10 @@ def request(paths: Paths, opts: RunOptions, image_config: Mapping[str, Any]) -> 
         exposed = [*(image_config.get("ExposedPorts") or {}), *opts.expose]
         published += tuple(ports.publish_exposed(exposed))
     user_mode = mode not in ("host", "none") and not mode.startswith(_CONTAINER)
+    extra = tuple(Attach(n) for n in opts.extra_networks)
     return NetworkRequest(
         mode=mode,
-        networks=(Attach(mode, opts.ip, opts.network_aliases),) if user_mode else (),
+        networks=(Attach(mode, opts.ip, opts.network_aliases), *extra) if user_mode else extra,
         ports=published, hostname=opts.hostname or "", dns=opts.dns,
         dns_search=opts.dns_search, dns_options=opts.dns_options, add_hosts=opts.add_hosts)
 
