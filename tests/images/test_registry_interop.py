@@ -198,13 +198,17 @@ def test_token_auth_with_docker_config(token_registry: Registry, service: ImageS
 
 def _on_a_terminal(*args: str) -> str:
     """Run corral with stdout on a pseudo-terminal; returns what it drew."""
+    import fcntl
     import os
     import pty
+    import struct
     import subprocess
+    import termios
 
     from tests.conftest import corral_bin
 
     leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # 120 columns
     proc = subprocess.Popen([corral_bin("corral"), *args], stdout=follower, stderr=subprocess.PIPE)
     os.close(follower)
     out = b""

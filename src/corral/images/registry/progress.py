@@ -11,6 +11,7 @@ result lines. Threads of a parallel transfer report through the same object (it 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import threading
 import time
@@ -19,6 +20,7 @@ from typing import Protocol, TextIO
 
 _BAR_WIDTH = 50
 _REDRAW_S = 0.1
+_WIDE_TERMINAL = 110  # columns: narrower terminals get the numbers without the bar
 
 
 class Progress(Protocol):
@@ -67,13 +69,16 @@ def human_size(n: float) -> str:
     raise AssertionError("unreachable")
 
 
-def bar(done: int, total: int | None) -> str:
+def bar(done: int, total: int | None, *, with_bar: bool = True) -> str:
+    """`[=====>   ]  70.2MB/200MB`; only the numbers when the terminal is narrow (docker: <110)."""
     if not total:
         return human_size(done)
+    numbers = f"{human_size(done):>8}/{human_size(total)}"
+    if not with_bar:
+        return numbers
     filled = min(_BAR_WIDTH, _BAR_WIDTH * done // total)
     arrow = ">" if filled < _BAR_WIDTH else ""
-    body = "=" * filled + arrow + " " * (_BAR_WIDTH - filled - len(arrow))
-    return f"[{body}] {human_size(done):>8}/{human_size(total)}"
+    return f"[{'=' * filled}{arrow}{' ' * (_BAR_WIDTH - filled - len(arrow))}] {numbers}"
 
 
 class TerminalProgress:
@@ -82,7 +87,8 @@ class TerminalProgress:
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
         self._lock = threading.Lock()
-        self._lines: dict[str, str] = {}  # insertion order = screen order
+        # key -> (text, bytes moved, total); insertion order = screen order; moved None: a status
+        self._lines: dict[str, tuple[str, int | None, int | None]] = {}
         self._drawn = 0  # how many of our lines are on screen
         self._last_draw = 0.0
 
@@ -91,29 +97,34 @@ class TerminalProgress:
 
         def advance(n: int) -> None:
             moved[0] += n
-            self._set(key, f"{action} {bar(moved[0], total)}", force=False)
+            self._set(key, (action, moved[0], total), force=False)
 
-        self._set(key, f"{action} {bar(0, total)}" if total else action, force=True)
+        self._set(key, (action, 0, total), force=True)
         return advance
 
     def done(self, key: str, text: str) -> None:
-        self._set(key, text, force=True)
+        self._set(key, (text, None, None), force=True)
 
     def close(self) -> None:
         with self._lock:
             self._draw()
 
-    def _set(self, key: str, text: str, *, force: bool) -> None:
+    def _set(self, key: str, line: tuple[str, int | None, int | None], *, force: bool) -> None:
         with self._lock:
-            self._lines[key] = text
+            self._lines[key] = line
             now = time.monotonic()
             if force or now - self._last_draw >= _REDRAW_S:
                 self._draw()
                 self._last_draw = now
 
     def _draw(self) -> None:
+        # A wrapped line would break the cursor-up count: cut each to the terminal's width.
+        width = shutil.get_terminal_size().columns
         out = [f"\x1b[{self._drawn}A"] if self._drawn else []
-        out += [f"\r\x1b[2K{key}: {text}\n" for key, text in self._lines.items()]
+        for key, (text, moved, total) in self._lines.items():
+            if moved is not None:
+                text = f"{text} {bar(moved, total, with_bar=width >= _WIDE_TERMINAL)}"
+            out.append(f"\r\x1b[2K{f'{key}: {text}'[:max(20, width - 1)]}\n")
         self._stream.write("".join(out))
         self._stream.flush()
         self._drawn = len(self._lines)
