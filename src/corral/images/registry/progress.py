@@ -11,7 +11,6 @@ result lines. Threads of a parallel transfer report through the same object (it 
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import threading
 import time
@@ -119,7 +118,10 @@ class TerminalProgress:
 
     def _draw(self) -> None:
         # A wrapped line would break the cursor-up count: cut each to the terminal's width.
-        width = shutil.get_terminal_size().columns
+        try:
+            width = os.get_terminal_size(self._stream.fileno()).columns or 80
+        except OSError:
+            width = 80
         out = [f"\x1b[{self._drawn}A"] if self._drawn else []
         for key, (text, moved, total) in self._lines.items():
             if moved is not None:
