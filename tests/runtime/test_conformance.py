@@ -622,7 +622,7 @@ def test_pause_and_resume(runtime: Runtime, bundle: Bundle) -> None:
     cid = runtime.create(bundle)
     runtime.ok("start", cid)
     runtime.ok("pause", cid)
-    assert runtime.state(cid)["status"] == "paused"
+    runtime.wait_status(cid, "paused")  # crun 1.8 may still say "running" while freezing
     pid = runtime.state(cid)["pid"]
     assert status_fields(Path(f"/proc/{pid}/status").read_text())["State"].startswith(("D", "T", "S"))
     runtime.ok("resume", cid)
@@ -1249,3 +1249,22 @@ def test_poststart_after_start_and_poststop_at_delete(runtime: Runtime, bundle: 
     runtime.ok("delete", cid)
     poststop = json.loads((tmp_path / "poststop.json").read_text())
     assert (poststop["id"], poststop["status"]) == (cid, "stopped")
+
+
+def test_paused_container_refuses_exec_and_force_delete_removes_it(runtime: Runtime,
+                                                                   bundle: Bundle) -> None:
+    cgroup = f"/{runtime.name}-paused-{os.urandom(6).hex()}"
+    bundle.linux["cgroupsPath"] = cgroup
+    bundle.process["args"] = ["sleep", "60"]
+    cid = runtime.create(bundle)
+    runtime.ok("start", cid)
+    pid = runtime.state(cid)["pid"]
+    runtime.ok("pause", cid)
+    assert runtime("exec", cid, "true").returncode != 0
+    runtime.ok("delete", "--force", cid)  # `podman rm -f` of a paused container
+    assert runtime("state", cid).returncode != 0
+    deadline = time.monotonic() + 10
+    while not has_exited(pid):
+        assert time.monotonic() < deadline, "the frozen process survived delete --force"
+        time.sleep(0.02)
+    assert not Path(f"/sys/fs/cgroup/freezer{cgroup}").exists()
