@@ -311,3 +311,21 @@ def test_cannot_execute_exit_codes(podman: Podman, command: str, code: int) -> N
     # podman maps the runtime's error text to Docker's 127 (not found) and 126 (cannot execute)
     result = podman("run", "--rm", IMAGE, command)
     assert result.returncode == code, result.stderr
+
+
+def test_devices_and_security_options(podman: Podman) -> None:
+    device = podman("run", "--rm", "--device", "/dev/fuse", IMAGE, "sh", "-c",
+                    "stat -c '%t:%T' /dev/fuse; head -c 0 /dev/fuse && echo opened")
+    assert device.stdout.split() == ["a:e5", "opened"], device.stderr  # 10:229
+    # a device-cgroup rule lets a node through that the default rules refuse (ENXIO, not EPERM)
+    rule = podman("run", "--rm", "--device-cgroup-rule", "c 42:* rmw", "--cap-add", "MKNOD",
+                  IMAGE, "sh", "-c", "mknod /tmp/d42 c 42 0 && head -c 1 /tmp/d42")
+    assert "No such device or address" in rule.stderr
+    unconfined = podman("run", "--rm", "--cap-add", "SYS_ADMIN", "--security-opt",
+                        "seccomp=unconfined", IMAGE, "sh", "-c",
+                        "mkdir /tmp/m && mount -t tmpfs none /tmp/m && echo mounted;"
+                        " grep Seccomp: /proc/self/status")
+    assert unconfined.stdout.split() == ["mounted", "Seccomp:", "0"], unconfined.stderr
+    nnp = podman("run", "--rm", "--security-opt", "no-new-privileges", IMAGE,
+                 "grep", "NoNewPrivs", "/proc/self/status")
+    assert nnp.stdout.split() == ["NoNewPrivs:", "1"], nnp.stderr
