@@ -125,3 +125,12 @@ def test_published_port_shows_in_ps(corral: Corral, name: str) -> None:
     assert target == "80/tcp" and int(host_ip_port.rsplit(":", 1)[1]) > 0
     corral("rm", "-f", name)
     assert corral.out("ps", "-a", "--filter", f"name={name}", "--format", "{{.Ports}}") == ""
+
+
+def test_top_level_inspect_finds_images_and_volumes(corral: Corral, name: str) -> None:
+    assert corral.out("inspect", "-f", "{{.Id}}", "busybox").startswith("sha256:")
+    corral("volume", "create", f"{name}-v")
+    assert corral.out("inspect", "-f", "{{.Name}}", f"{name}-v") == f"{name}-v"
+    corral("volume", "rm", f"{name}-v")
+    missing = corral("inspect", f"{name}-nothing", check=False)
+    assert missing.returncode == 125 and "No such object" in missing.stderr

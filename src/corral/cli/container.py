@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from corral.cli.flags import Command, Flag, execute
-from corral.errors import CorralError, InvalidArgument, exit_code
+from corral.errors import CorralError, InvalidArgument, NotFound, exit_code
 
 if TYPE_CHECKING:
     from corral.containers.lifecycle import Containers
@@ -418,6 +418,12 @@ def _inspect(v: dict[str, Any], args: list[str]) -> int:
     for ref in args:
         try:
             docs.append(inspect(engine, *engine.get(ref)))
+        except NotFound:
+            try:
+                docs.append(_inspect_other(engine, ref))
+            except CorralError:
+                print(f"Error: No such object: {ref}", file=sys.stderr)
+                code = 125
         except CorralError as e:
             print(f"Error: {e}", file=sys.stderr)
             code = exit_code(e)
@@ -427,6 +433,16 @@ def _inspect(v: dict[str, Any], args: list[str]) -> int:
     else:
         print(json.dumps(docs, indent=4))
     return code
+
+
+def _inspect_other(engine: Containers, ref: str) -> dict[str, Any]:
+    """docker's top-level inspect: a container, else an image, else a volume."""
+    try:
+        from corral.cli.image import inspect_document
+
+        return inspect_document(engine.images, engine.images.get(ref))
+    except NotFound:
+        return engine.volumes.get(ref).inspect()
 
 
 # -- logs / exec / attach --------------------------------------------------------------------------
