@@ -128,6 +128,7 @@ def test_published_port_shows_in_ps(corral: Corral, name: str) -> None:
 
 
 def test_top_level_inspect_finds_images_and_volumes(corral: Corral, name: str) -> None:
+    corral("run", "--rm", "busybox", "true")  # the built-in image is made on first use
     assert corral.out("inspect", "-f", "{{.Id}}", "busybox").startswith("sha256:")
     corral("volume", "create", f"{name}-v")
     assert corral.out("inspect", "-f", "{{.Name}}", f"{name}-v") == f"{name}-v"
