@@ -102,7 +102,14 @@ def choose_subnet(networks: Iterable[Network], *, default_network: bool) -> IPv4
 
 
 def default_bridge_interface() -> str:
-    return os.environ.get("CORRAL_BRIDGE_INTERFACE", DEFAULT_BRIDGE_INTERFACE)
+    """CORRAL_BRIDGE_INTERFACE, else the first of corral0, corral1, ... the host does not have
+    (another corral store on this host may own corral0: two stores must not share a bridge)."""
+    fixed = os.environ.get("CORRAL_BRIDGE_INTERFACE")
+    if fixed:
+        return fixed
+    stem = DEFAULT_BRIDGE_INTERFACE.rstrip("0123456789")
+    return next(f"{stem}{i}" for i in range(1000)
+                if not os.path.exists(f"/sys/class/net/{stem}{i}"))
 
 
 def check_layout(subnet: IPv4Net, gateway: str | None, ip_range: str | None
