@@ -93,3 +93,20 @@ def test_port_in_use_on_the_host_is_refused(net_env) -> None:  # type: ignore[no
             attach.setup(conn, net_env.paths, "a" * 64)
     assert not attach.is_plumbed(conn, "a" * 64)
     assert not attach.plan(conn, net_env.paths, "a" * 64).netns_path.exists()  # type: ignore[union-attr]
+
+
+def test_a_second_store_gets_its_own_default_bridge(monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    from tests.network import leases
+
+    taken = leases.interface_name("crb")[:9] + "x0"  # the number is the part after the x
+    monkeypatch.delenv("CORRAL_BRIDGE_INTERFACE", raising=False)
+    monkeypatch.setattr(ipam, "DEFAULT_BRIDGE_INTERFACE", taken)
+    assert ipam.default_bridge_interface() == taken
+    subprocess.run(["ip", "link", "add", taken, "type", "veth", "peer", "name", taken[:-1] + "p"],
+                   check=True)
+    try:
+        assert ipam.default_bridge_interface() == taken[:-1] + "1"
+    finally:
+        subprocess.run(["ip", "link", "del", taken], check=True)
