@@ -16,7 +16,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -793,15 +793,41 @@ def test_update_changes_the_limits_of_a_running_container(runtime: Runtime, bund
     runtime.ok("delete", "--force", cid)
 
 
-@pytest.mark.parametrize("breakage", ["not json", "no process", "bad namespace"])
+def _no_process(c: dict[str, Any]) -> None:
+    del c["process"]
+
+
+def _namespace_path(c: dict[str, Any]) -> None:
+    net = next(ns for ns in c["linux"]["namespaces"] if ns["type"] == "network")
+    net["path"] = "/nonexistent/ns/net"
+
+
+# config edits that runc, crun and corral-runtime all refuse
+BREAKAGES: dict[str, Callable[[dict[str, Any]], None]] = {
+    "no process": _no_process,
+    "unknown namespace": lambda c: c["linux"]["namespaces"].append({"type": "no-such-namespace"}),
+    "namespace path missing": _namespace_path,
+    "empty args": lambda c: c["process"].update(args=[]),
+    "missing rootfs": lambda c: c["root"].update(path="/nonexistent/rootfs"),
+    "unknown rlimit": lambda c: c["process"]["rlimits"].append(
+        {"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1}),
+    "unknown seccomp action": lambda c: c["linux"].update(
+        seccomp={"defaultAction": "SCMP_ACT_BOGUS"}),
+    "bind source missing": lambda c: c["mounts"].append(
+        {"destination": "/data", "type": "bind", "source": "/nonexistent/x", "options": ["rbind"]}),
+    "unknown filesystem": lambda c: c["mounts"].append(
+        {"destination": "/data", "type": "nosuchfs", "source": "x"}),
+}
+
+
+@pytest.mark.parametrize("breakage", ["not json", *BREAKAGES])
 def test_invalid_config_leaves_nothing_behind(runtime: Runtime, bundle: Bundle, breakage: str) -> None:
+    cgroup = f"/{runtime.name}-invalid-{os.urandom(6).hex()}"
+    bundle.linux["cgroupsPath"] = cgroup
     if breakage == "not json":
         (bundle.path / "config.json").write_text("{ this is not json")
     else:
-        if breakage == "no process":
-            del bundle.config["process"]
-        else:
-            bundle.linux["namespaces"].append({"type": "no-such-namespace"})
+        BREAKAGES[breakage](bundle.config)
         bundle.write()
     cid = runtime.new_id()
     result = runtime("create", "--bundle", str(bundle.path), cid, stdin=subprocess.DEVNULL)
@@ -809,6 +835,7 @@ def test_invalid_config_leaves_nothing_behind(runtime: Runtime, bundle: Bundle, 
     assert result.stderr.strip()
     assert runtime("state", cid).returncode != 0
     assert not (runtime.root / cid).exists()
+    assert not any(Path("/sys/fs/cgroup").glob(f"*{cgroup}")), "a cgroup was left behind"
 
 
 def test_devices_cgroup_denies_nodes_the_config_does_not_allow(
