@@ -24,6 +24,7 @@ from tests.runtime.bundles import (
     hugetlb_as_v1,
     on_a_terminal,
     private_daemon,
+    private_rootfs,
     read_pty,
     remove_parent_cgroups,
     runtime_binary,
@@ -111,8 +112,9 @@ def ctr(request: pytest.FixtureRequest, containerd_home: Path) -> Ctr:
     return Ctr(containerd_home, request.param)
 
 
-def test_run_rootfs_output_and_exit_status(ctr: Ctr, busybox_rootfs: Path) -> None:
-    result = ctr("run", "--rm", *ctr.run_flags(), "--env", PATH_ENV, "--rootfs", str(busybox_rootfs),
+def test_run_rootfs_output_and_exit_status(ctr: Ctr, busybox_rootfs: Path, tmp_path: Path) -> None:
+    rootfs = private_rootfs(busybox_rootfs, tmp_path / "rootfs")  # ctr's root is writable
+    result = ctr("run", "--rm", *ctr.run_flags(), "--env", PATH_ENV, "--rootfs", str(rootfs),
                  unique("rootfs"), "sh", "-c", "echo pid=$$ user=$(id -u); exit 3")
     assert result.returncode == 3, result.stderr
     assert result.stdout.split() == ["pid=1", "user=0"]
