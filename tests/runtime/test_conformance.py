@@ -1298,3 +1298,24 @@ def test_paused_container_refuses_exec_and_force_delete_removes_it(runtime: Runt
         assert time.monotonic() < deadline, "the frozen process survived delete --force"
         time.sleep(0.02)
     assert not Path(f"/sys/fs/cgroup/freezer{cgroup}").exists()
+
+
+def test_pod_members_join_the_infra_containers_namespaces(
+    runtime: Runtime, bundle: Bundle, base_config: dict[str, Any], shared_rootfs: Path,
+    tmp_path: Path
+) -> None:
+    # podman's pods: an infra container holds pid/net/ipc/uts, members join them by path
+    bundle.config["hostname"] = "the-pod"
+    bundle.process["args"] = ["sleep", "60"]
+    infra = runtime.create(bundle)
+    runtime.ok("start", infra)
+    pid = runtime.state(infra)["pid"]
+    member = make_bundle(tmp_path / "member", base_config, shared_rootfs,
+                         ["sh", "-c", "cat /proc/1/comm; hostname; readlink /proc/self/ns/net"])
+    files = {"pid": "pid", "network": "net", "ipc": "ipc", "uts": "uts"}
+    for ns in member.linux["namespaces"]:
+        if ns["type"] in files:
+            ns["path"] = f"/proc/{pid}/ns/{files[ns['type']]}"
+    member.config.pop("hostname", None)
+    assert output(runtime, member).split() == ["sleep", "the-pod", os.readlink(f"/proc/{pid}/ns/net")]
+    runtime.ok("delete", "--force", infra)
