@@ -94,12 +94,11 @@ def test_sigkill_during_load_leaves_no_half_image(service: ImageService,
             break
         time.sleep(0.002)
     time.sleep(delay)
-    killed_midway = proc.poll() is None
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     listed = corral("images", "-q", "--no-trunc").stdout.split()
-    if killed_midway and delay == 0.0:
-        assert listed == []
+    if any(n.startswith(".tmp-") for n in os.listdir(snapshots)):
+        assert listed == []  # killed while unpacking: nothing is listed
     assert listed in ([], [image_id])  # never a half image: nothing, or all of it
     assert corral("load", "-i", str(archive)).stdout == "Loaded image: localhost/big:1\n"
     image = service.get("localhost/big:1")
