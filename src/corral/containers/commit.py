@@ -8,19 +8,16 @@ in an image layer is C, a whiteout (a 0/0 character device) is D. `commit` hands
 
 from __future__ import annotations
 
-import json
 import os
-import shlex
 import stat
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from corral.containers import ociruntime
 from corral.containers.state import Status
-from corral.errors import InvalidArgument
 
 if TYPE_CHECKING:
     from corral.containers.lifecycle import Containers
@@ -77,12 +74,12 @@ def export(engine: Containers, rec: Record, output: str | None) -> None:
 def commit(engine: Containers, rec: Record, repository: str | None, *, changes: Sequence[str] = (),
            message: str = "", author: str = "", pause: bool = True) -> Image:
     from corral.images import reference
+    from corral.images.changes import apply as apply_changes
 
     tags = [str(reference.parse(repository))] if repository else []
     parent = engine.images.get(rec.image_id)
     config = container_config(engine, rec, parent)
-    for change in changes:
-        apply_change(config, change)
+    apply_changes(config, changes)
     observed = engine.observe(rec)
     runtime = ociruntime.find(rec.runtime, engine.paths.runroot)
     paused = pause and observed.status is Status.RUNNING
@@ -116,55 +113,3 @@ def container_config(engine: Containers, rec: Record, parent: Image) -> dict[str
     if opts.get("labels"):
         config["Labels"] = {**(config.get("Labels") or {}), **opts["labels"]}
     return config
-
-
-def _command(value: str) -> list[str]:
-    value = value.strip()
-    if value.startswith("["):
-        try:
-            parsed = json.loads(value)
-        except ValueError:
-            parsed = None
-        if isinstance(parsed, list) and all(isinstance(x, str) for x in parsed):
-            return parsed
-    return ["/bin/sh", "-c", value]
-
-
-def _pairs(value: str) -> Mapping[str, str]:
-    if "=" not in value.split(" ", 1)[0]:
-        key, _, rest = value.partition(" ")
-        return {key: rest.strip()}
-    return dict(item.partition("=")[::2] for item in shlex.split(value))
-
-
-def apply_change(config: dict[str, Any], change: str) -> None:
-    """One `-c` Dockerfile instruction (CMD ENTRYPOINT ENV EXPOSE LABEL USER WORKDIR VOLUME
-    STOPSIGNAL ONBUILD) applied to an image config."""
-    instruction, _, value = change.strip().partition(" ")
-    kind = instruction.upper()
-    value = value.strip()
-    if kind == "CMD":
-        config["Cmd"] = _command(value)
-    elif kind == "ENTRYPOINT":
-        config["Entrypoint"] = _command(value)
-    elif kind == "ENV":
-        env = dict(item.partition("=")[::2] for item in config.get("Env") or [])
-        env.update(_pairs(value))
-        config["Env"] = [f"{k}={v}" for k, v in env.items()]
-    elif kind == "LABEL":
-        config["Labels"] = {**(config.get("Labels") or {}), **_pairs(value)}
-    elif kind == "EXPOSE":
-        ports = dict(config.get("ExposedPorts") or {})
-        for port in value.split():
-            ports[port if "/" in port else f"{port}/tcp"] = {}
-        config["ExposedPorts"] = ports
-    elif kind == "VOLUME":
-        paths = json.loads(value) if value.startswith("[") else value.split()
-        config["Volumes"] = {**(config.get("Volumes") or {}), **{p: {} for p in paths}}
-    elif kind in ("USER", "WORKDIR", "STOPSIGNAL"):
-        config[{"USER": "User", "WORKDIR": "WorkingDir", "STOPSIGNAL": "StopSignal"}[kind]] = value
-    elif kind == "ONBUILD":
-        config["OnBuild"] = [*(config.get("OnBuild") or []), value]
-    else:
-        raise InvalidArgument(f"{instruction} is not a valid change: use CMD, ENTRYPOINT, ENV, EXPOSE, "
-                              "LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME or WORKDIR")
