@@ -98,6 +98,27 @@ def test_kill_with_signal_and_wait(corral: Corral, name: str) -> None:
     corral("rm", name)
 
 
+def test_wait_on_a_created_container_blocks_until_it_has_run(corral: Corral, name: str) -> None:
+    corral("create", "--name", name, "busybox", "sh", "-c", "exit 3")
+    waiter = corral.popen("wait", name, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(0.5)
+    assert waiter.poll() is None, "wait returned before the container ever ran"
+    corral("start", name)
+    out, err = waiter.communicate(timeout=20)
+    assert (waiter.returncode, out.strip()) == (0, "3"), err
+    corral("rm", name)
+
+
+def test_wait_on_a_created_container_ends_when_it_is_removed(corral: Corral, name: str) -> None:
+    corral("create", "--name", name, "busybox", "true")
+    waiter = corral.popen("wait", name, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(0.5)
+    assert waiter.poll() is None
+    corral("rm", name)
+    _, err = waiter.communicate(timeout=20)
+    assert waiter.returncode != 0 and "removed" in err
+
+
 def test_rm_running_needs_force(corral: Corral, name: str) -> None:
     corral("run", "-d", "--name", name, "busybox", "sleep", "60")
     refused = corral("rm", name, check=False)

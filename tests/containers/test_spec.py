@@ -84,6 +84,23 @@ def test_network_modes(corral: Corral) -> None:
     assert sh(corral, "--network", "none", "readlink /proc/self/ns/net") != os.readlink("/proc/self/ns/net")
 
 
+@pytest.mark.parametrize("mode", ["host", "none"])
+def test_published_ports_without_a_network_are_discarded_with_a_warning(corral: Corral, mode: str) -> None:
+    run = corral("run", "--rm", "--network", mode, "-p", "18080:80", "busybox", "echo", "ran")
+    assert run.stdout == "ran\n"
+    assert run.stderr == "WARNING: Published ports are discarded when using host network mode\n"
+    assert corral("run", "--rm", "--network", mode, "busybox", "true").stderr == ""
+
+
+def test_a_none_container_can_be_joined_and_leaves_nothing(corral: Corral, name: str) -> None:
+    corral("run", "-d", "--name", name, "--network", "none", "--hostname", "solo", "busybox", "sleep", "60")
+    joined = sh(corral, "--network", f"container:{name}", "cat /etc/hostname; ls /sys/class/net | tr '\\n' ' '")
+    assert joined == "solo\nlo"
+    corral("rm", "-f", name)
+    assert not any((corral.store / "network" / "containers").iterdir())
+    assert not any(p.name != ".shared" for p in (corral.root / "run" / "netns").glob("*"))
+
+
 def test_labels_cidfile_and_ps_filters(corral: Corral, name: str, tmp_path: os.PathLike[str]) -> None:
     cidfile = os.path.join(tmp_path, "cid")
     cid = corral.out("create", "--name", name, "--label", "tier=web", "--cidfile", cidfile, "busybox", "true")

@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -367,8 +368,15 @@ class Containers:
 
     # -- wait / cleanup / remove ---------------------------------------------------------------
     def wait(self, ref: str) -> int:
-        """Block until the container exits; its exit code."""
+        """Block until the container exits; its exit code. A container that was created but
+        never started is waited for until it is started and exits (Docker's), or removed."""
         rec, observed = self.get(ref)
+        while observed.status is Status.CREATED:
+            time.sleep(0.05)  # a start is rare and the store has no change notification
+            fresh = self.store.find(rec.id)
+            if fresh is None:
+                raise NotFound(f"container {rec.id[:12]} was removed before it ran")
+            rec, observed = fresh, self.observe(fresh)
         if observed.alive:
             status = monitor.wait_exit(self.store.bundle(rec.id), rec.pid)
             if status is not None:

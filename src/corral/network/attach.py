@@ -29,6 +29,7 @@ from typing import Any
 from corral.config import Paths
 from corral.errors import Conflict, InvalidArgument, NotFound
 from corral.network import dns, ipam, netavark, netns, networks, ports, schema
+from corral.network.loopback import etc_files, files_dir, netns_path
 from corral.network.model import (
     DEFAULT_NETWORK,
     Attach,
@@ -40,14 +41,6 @@ from corral.network.model import (
 )
 
 _CONTAINER_MODE = "container:"
-
-
-def netns_path(paths: Paths, container_id: str) -> Path:
-    return paths.runroot / "netns" / container_id
-
-
-def files_dir(paths: Paths, container_id: str) -> Path:
-    return paths.root / "network" / "containers" / container_id
 
 
 def _is_user_network(mode: str) -> bool:
@@ -166,13 +159,11 @@ def plan(conn: sqlite3.Connection, paths: Paths, container_id: str) -> NetworkPl
         return replace(other, container_id=container_id, mode=row["mode"], ports=())
     host = row["mode"] == "host"
     hostname = (dns.host_hostname() if host else settings["hostname"] or container_id[:12])
-    files = files_dir(paths, container_id)
     return NetworkPlan(
         container_id=container_id, mode=row["mode"],
         netns_path=None if row["netns"] is None else Path(row["netns"]), host_network=host,
         hostname=hostname,
-        etc_files={"/etc/hosts": files / "hosts", "/etc/resolv.conf": files / "resolv.conf",
-                   "/etc/hostname": files / "hostname"},
+        etc_files=etc_files(paths, container_id),
         endpoints=tuple(endpoints(conn, container_id)),
         ports=tuple(published(conn, container_id)),
     )

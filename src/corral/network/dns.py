@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import socket
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from corral.errors import InvalidArgument
-from corral.network.model import Endpoint
+
+if TYPE_CHECKING:  # the model's dataclasses cost a `--network none` run several ms
+    from corral.network.model import Endpoint
 
 _LOCALHOST = """127.0.0.1\tlocalhost
 ::1\tlocalhost ip6-localhost ip6-loopback
@@ -121,7 +123,7 @@ def resolv_conf(*, endpoints: Sequence[Endpoint], dns: Sequence[str], search: Se
 
 
 def host_hostname() -> str:
-    return socket.gethostname()
+    return os.uname().nodename  # gethostname(), without importing socket
 
 
 def write_in_place(path: Path, text: str) -> None:
