@@ -2,21 +2,44 @@
 
 The light entry of `corral container cleanup`: conmon runs it when the container's program
 exits, even if no corral command is alive, to record the exit, release the rootfs and the network,
-and honour --rm. It looks at the record first and imports the lifecycle only if work is left.
+and honour --rm. It looks at the bundle first (a foreground `run` usually has done the work), then
+at the record, and imports the lifecycle only if work is left.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sys
 from pathlib import Path
 
 
+def torn_down(runroot: Path, cid: str) -> bool:
+    """True when the container's bundle is gone once nobody holds its lock: whoever tore it down
+    recorded the exit first (store.py's layout: <runroot>/containers/<id>, <runroot>/locks/<id>).
+    Needs no SQLite, whose import is most of an exit command's cost."""
+    bundle = runroot / "containers" / cid
+    if not bundle.exists():
+        return True
+    try:
+        fd = os.open(runroot / "locks" / cid, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return not bundle.exists()
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # a foreground `run` or a `stop` may be cleaning up
+        return not bundle.exists()
+    finally:
+        os.close(fd)
+
+
 def main(argv: list[str]) -> int:
+    runroot = Path(argv[argv.index("--runroot") + 1])
+    if torn_down(runroot, argv[-1]):
+        return 0
     from corral.config import Paths
     from corral.containers.store import Store
 
-    paths = Paths(root=Path(argv[argv.index("--root") + 1]),
-                  runroot=Path(argv[argv.index("--runroot") + 1]))
+    paths = Paths(root=Path(argv[argv.index("--root") + 1]), runroot=runroot)
     rec = Store(paths).find(argv[-1])
     if rec is None or rec.state not in ("running", "paused"):
         return 0  # a foreground `run` or a `stop` already did it: skip the heavier imports
