@@ -11,35 +11,36 @@ from __future__ import annotations
 import fcntl
 import os
 import sys
-from pathlib import Path
 
 
-def torn_down(runroot: Path, cid: str) -> bool:
+def torn_down(runroot: str, cid: str) -> bool:
     """True when the container's bundle is gone once nobody holds its lock: whoever tore it down
     recorded the exit first (store.py's layout: <runroot>/containers/<id>, <runroot>/locks/<id>).
-    Needs no SQLite, whose import is most of an exit command's cost."""
-    bundle = runroot / "containers" / cid
-    if not bundle.exists():
+    Needs no SQLite (nor pathlib), whose imports are most of an exit command's cost."""
+    bundle = os.path.join(runroot, "containers", cid)
+    if not os.path.exists(bundle):
         return True
     try:
-        fd = os.open(runroot / "locks" / cid, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(os.path.join(runroot, "locks", cid), os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
-        return not bundle.exists()
+        return not os.path.exists(bundle)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # a foreground `run` or a `stop` may be cleaning up
-        return not bundle.exists()
+        return not os.path.exists(bundle)
     finally:
         os.close(fd)
 
 
 def main(argv: list[str]) -> int:
-    runroot = Path(argv[argv.index("--runroot") + 1])
+    runroot = argv[argv.index("--runroot") + 1]
     if torn_down(runroot, argv[-1]):
         return 0
+    from pathlib import Path
+
     from corral.config import Paths
     from corral.containers.store import Store
 
-    paths = Paths(root=Path(argv[argv.index("--root") + 1]), runroot=runroot)
+    paths = Paths(root=Path(argv[argv.index("--root") + 1]), runroot=Path(runroot))
     rec = Store(paths).find(argv[-1])
     if rec is None or rec.state not in ("running", "paused"):
         return 0  # a foreground `run` or a `stop` already did it: skip the heavier imports
