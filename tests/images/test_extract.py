@@ -194,16 +194,22 @@ def test_modes_survive_the_umask_and_leave_it_alone(dest: Path) -> None:
 
 
 def _remove_deep_tree(top: Path) -> None:
-    """Bottom-up removal without recursion: pytest's own cleanup of a later session would hit
-    the recursion limit on a 1500-level tree left behind by a failed run."""
-    if not top.is_dir() or top.is_symlink():
-        return
-    for dirpath, dirnames, filenames in os.walk(top, topdown=False):
-        for name in filenames:
-            os.unlink(os.path.join(dirpath, name))
-        for name in dirnames:
-            os.rmdir(os.path.join(dirpath, name))
-    os.rmdir(top)
+    """Bottom-up removal without recursion (os.walk recurses on 3.11): pytest's own cleanup of a
+    later session would hit the recursion limit on a 1500-level tree left by a failed run."""
+    stack = [str(top)]
+    while stack:
+        path = stack[-1]
+        if not os.path.isdir(path) or os.path.islink(path):
+            if os.path.lexists(path):
+                os.unlink(path)
+            stack.pop()
+            continue
+        children = os.listdir(path)
+        if children:
+            stack += [os.path.join(path, c) for c in children]
+        else:
+            os.rmdir(path)
+            stack.pop()
 
 
 def test_deep_paths_and_odd_hardlinks(dest: Path, request: pytest.FixtureRequest) -> None:
