@@ -94,6 +94,8 @@ def test_published_ports_without_a_network_are_discarded_with_a_warning(corral: 
 
 def test_a_none_container_can_be_joined_and_leaves_nothing(corral: Corral, name: str) -> None:
     corral("run", "-d", "--name", name, "--network", "none", "--hostname", "solo", "busybox", "sleep", "60")
+    sandbox = corral.inspect(name, "{{.NetworkSettings.SandboxKey}}")
+    assert sandbox.startswith(str(corral.root / "run" / "netns")) and os.path.ismount(sandbox)
     joined = sh(corral, "--network", f"container:{name}", "cat /etc/hostname; ls /sys/class/net | tr '\\n' ' '")
     assert joined == "solo\nlo"
     corral("rm", "-f", name)

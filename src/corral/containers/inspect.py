@@ -114,5 +114,5 @@ def inspect(engine: Containers, rec: Record, observed: Observed) -> dict[str, An
             "StopSignal": rec.stop_signal,
             "StopTimeout": rec.stop_timeout,
         },
-        "NetworkSettings": networking.settings(engine.paths, rec.id),
+        "NetworkSettings": networking.settings(engine.paths, rec.id, rec.network),
     }

@@ -11,6 +11,7 @@ except `--network none`, which `corral.network.loopback` handles without the net
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -151,11 +152,15 @@ def release(paths: Paths, container_id: str, mode: str) -> None:
     attach.release(_conn(paths), paths, container_id)
 
 
-def settings(paths: Paths, container_id: str) -> dict[str, Any]:
+def settings(paths: Paths, container_id: str, mode: str = "") -> dict[str, Any]:
     """inspect's NetworkSettings."""
     from corral.network import attach
 
-    return attach.network_settings(_conn(paths), container_id)
+    doc = attach.network_settings(_conn(paths), container_id)
+    if _is_loopback(mode) and not loopback.recorded(paths, container_id):
+        path = loopback.netns_path(paths, container_id)  # no row: the namespace, while pinned
+        doc["SandboxKey"] = str(path) if os.path.ismount(path) else ""
+    return doc
 
 
 def repair(paths: Paths) -> None:
