@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import platform as _platform
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -248,19 +248,6 @@ def parse_config(raw: bytes) -> dict[str, Any]:
 
 def diff_ids(config: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(config.get("rootfs", {}).get("diff_ids", ()))
-
-
-def chain_ids(diffs: Sequence[str]) -> tuple[str, ...]:
-    """The OCI chain ids: ChainID(L0)=DiffID(L0), ChainID(Ln)=sha256(ChainID(Ln-1) + " " + DiffID(Ln))."""
-    import hashlib
-
-    out: list[str] = []
-    for d in diffs:
-        if not out:
-            out.append(d)
-        else:
-            out.append("sha256:" + hashlib.sha256(f"{out[-1]} {d}".encode()).hexdigest())
-    return tuple(out)
 
 
 _TO_OCI = {DOCKER_CONFIG: OCI_CONFIG, DOCKER_LAYER_GZIP: OCI_LAYER_GZIP, DOCKER_LAYER: OCI_LAYER,

@@ -62,7 +62,7 @@ class Image(NamedTuple):
 
     @property
     def chain_ids(self) -> tuple[str, ...]:
-        from corral.images.manifest import chain_ids
+        from corral.store.snapshots import chain_ids
 
         return chain_ids(self.layers)
 

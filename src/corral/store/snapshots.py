@@ -18,9 +18,8 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from corral.errors import CorralError, InvalidArgument
 from corral.store.locks import StoreLocks
@@ -33,16 +32,27 @@ _SHORT_ID_LEN = 16  # 64 bits of the chain id; a clash is detected, never silent
 _MOUNT_DATA_MAX = 4095  # mount(2) takes one page of options
 
 
-@dataclass(frozen=True)
-class Mount:
+def chain_ids(diffs: Sequence[str]) -> tuple[str, ...]:
+    """The OCI chain ids: ChainID(L0)=DiffID(L0), ChainID(Ln)=sha256(ChainID(Ln-1) + " " + DiffID(Ln))."""
+    import hashlib
+
+    out: list[str] = []
+    for d in diffs:
+        if not out:
+            out.append(d)
+        else:
+            out.append("sha256:" + hashlib.sha256(f"{out[-1]} {d}".encode()).hexdigest())
+    return tuple(out)
+
+
+class Mount(NamedTuple):
     type: str
     source: str
     options: tuple[str, ...]
     destination: str = "/"
 
 
-@dataclass(frozen=True)
-class SnapshotInfo:
+class SnapshotInfo(NamedTuple):
     chain_id: str
     diff_id: str
     size: int  # bytes of file content unpacked

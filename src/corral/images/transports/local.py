@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from corral.errors import InvalidArgument
 from corral.images import manifest as mf
 from corral.images.transports.base import ImageDestination, ImageSource
+from corral.store import snapshots
 from corral.store.content import DigestMismatch, VerifyingReader
 from corral.store.streams import ReadAhead, Reader, TeeReader, decompress
 
@@ -55,7 +56,7 @@ class LocalDestination(ImageDestination):
         self.manifest = manifest
         self.config = config
         self.diff_ids = mf.diff_ids(config)
-        self.chain_ids = mf.chain_ids(self.diff_ids)
+        self.chain_ids = snapshots.chain_ids(self.diff_ids)
 
     def has_blob(self, desc: mf.Descriptor, *, layer_index: int | None = None) -> bool:
         if not self.service.content.has(desc.digest):
