@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import os
 import select
-import signal
-from collections.abc import Mapping
 
 from corral.runtime import jsonio
 from corral.runtime.errors import RuntimeFailure
+from corral.runtime.linux.signals import SIGKILL
 from corral.runtime.spec import Hook
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
 
@@ -47,7 +47,7 @@ def _run_one(hook: Hook, state: bytes) -> None:
     finally:
         os.close(pidfd)
     if not ready:
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, SIGKILL)
         os.waitpid(pid, 0)
         raise RuntimeFailure(f"hook {hook.path} timed out after {hook.timeout}s")
     _, status = os.waitpid(pid, 0)

@@ -8,9 +8,8 @@ import time
 
 from corral.runtime.container import Container, Status, process_start_time
 from corral.runtime.errors import InvalidState, RuntimeFailure
+from corral.runtime.linux.signals import SIGKILL
 from corral.runtime.log import Logger
-
-SIGKILL = 9
 
 
 def start(container: Container, log: Logger) -> None:

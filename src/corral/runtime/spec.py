@@ -10,7 +10,6 @@ cgroups/ own them and validate them through their own `check()`.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
 
 from corral.runtime import jsonio
 from corral.runtime.errors import InvalidConfig
@@ -18,6 +17,7 @@ from corral.runtime.record import field, record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
     from typing import Any, TypeVar
 
     T = TypeVar("T")
@@ -327,7 +327,8 @@ def load(bundle: str) -> Spec:
 
 # --- named checks --------------------------------------------------------------------------------
 
-Check = Callable[[Spec], None]
+if TYPE_CHECKING:  # collections.abc is not imported at run time
+    Check = Callable[[Spec], None]
 
 
 def check_root(spec: Spec) -> None:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import time
-from collections.abc import Callable, Mapping
 
-from corral.runtime.errors import RuntimeFailure
+from corral.runtime.errors import RuntimeFailure, suppress
 
 TYPE_CHECKING = False  # typing costs milliseconds (it imports re) on every start
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
     from typing import Any
 
 
@@ -92,7 +91,7 @@ def procs(directory: str) -> list[int]:
 def remove_tree(directory: str) -> None:
     """rmdir a cgroup and its descendants (deepest first); a missing directory is fine."""
     for current, _dirs, _files in sorted(os.walk(directory), key=lambda t: -len(t[0])):
-        with contextlib.suppress(FileNotFoundError):
+        with suppress(FileNotFoundError):
             os.rmdir(current)
 
 

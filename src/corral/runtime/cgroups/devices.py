@@ -7,12 +7,11 @@ them, as runc and crun add it: every container may mknod and use the basic chara
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
 from corral.runtime.cgroups.common import CgroupError
 
 TYPE_CHECKING = False  # typing costs milliseconds (it imports re) on every start
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
     from typing import Any
 
 Rule = tuple[str, int | None, int | None, str, bool]

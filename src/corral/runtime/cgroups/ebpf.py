@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Sequence
 
 from corral.runtime.cgroups import devices
 from corral.runtime.cgroups.common import CgroupError
+
+TYPE_CHECKING = False  # typing costs milliseconds (it imports re) on every start
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 _SYS_BPF = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "ppc64le": 361, "s390x": 351}
 _BPF_PROG_LOAD, _BPF_PROG_ATTACH = 5, 8

@@ -18,13 +18,10 @@ cgroupsPath follows runc's cgroupfs driver:
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import posixpath
-import signal
 import time
-from collections.abc import Callable, Mapping
 
 from corral.runtime.cgroups import devices, v1, v2, validate
 from corral.runtime.cgroups.common import (
@@ -37,16 +34,19 @@ from corral.runtime.cgroups.common import (
     write,
 )
 from corral.runtime.cgroups.detect import UNIFIED, Layout, detect
+from corral.runtime.errors import suppress
+from corral.runtime.linux.signals import SIGKILL
 
 TYPE_CHECKING = False  # typing costs milliseconds (it imports re) on every start
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
     from typing import Any
 
 _CPUSET_KEYS = ("cpus", "mems")
 
 
 def _has_values(section: Any) -> bool:
-    if isinstance(section, Mapping):
+    if isinstance(section, dict):
         return any(value is not None for value in section.values())
     return bool(section)
 
@@ -128,7 +128,7 @@ class Manager:
 
     def _undo(self, created: list[str]) -> None:
         for directory in reversed(created):
-            with contextlib.suppress(OSError):
+            with suppress(OSError):
                 remove_tree(directory)
 
     def update(self, resources: Mapping[str, Any]) -> None:
@@ -301,8 +301,8 @@ class Manager:
         if freezer is not None:
             v1.freeze(freezer, True)
         for pid in self.pids():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+            with suppress(ProcessLookupError):
+                os.kill(pid, SIGKILL)
         if freezer is not None:
             v1.freeze(freezer, False)
         wait_until(lambda: not self.pids(), timeout, f"cgroup {self.path}: processes survived SIGKILL")

@@ -7,9 +7,7 @@ Each function gets the directory of the container's cgroup in that controller's 
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Mapping, Sequence
 
 from corral.runtime.cgroups import devices
 from corral.runtime.cgroups.common import (
@@ -22,9 +20,11 @@ from corral.runtime.cgroups.common import (
     wait_until,
     write,
 )
+from corral.runtime.errors import suppress
 
 TYPE_CHECKING = False  # typing costs milliseconds (it imports re) on every start
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
     from typing import Any
 
 
@@ -206,7 +206,7 @@ def cpu_stats(cpu_dir: str | None, cpuacct_dir: str | None) -> dict[str, Any]:
     usage: dict[str, Any] = {}
     if cpuacct_dir:
         usage["total"] = read_int(cpuacct_dir, "cpuacct.usage")
-        with contextlib.suppress(CgroupError):
+        with suppress(CgroupError):
             usage["percpu"] = [int(v) for v in read(cpuacct_dir, "cpuacct.usage_percpu").split()]
         ticks = read_keyed(cpuacct_dir, "cpuacct.stat")
         hertz = os.sysconf("SC_CLK_TCK")

@@ -6,9 +6,7 @@ io.weight, memory+swap -> memory.swap.max). Device rules are an eBPF program (eb
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Mapping, Sequence
 
 from corral.runtime.cgroups.common import (
     CgroupError,
@@ -20,9 +18,11 @@ from corral.runtime.cgroups.common import (
     wait_until,
     write,
 )
+from corral.runtime.errors import suppress
 
 TYPE_CHECKING = False  # typing costs milliseconds (it imports re) on every start
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
     from typing import Any
 
 
@@ -39,7 +39,7 @@ def enable_controllers(mountpoint: str, directory: str, only: str | None = None)
         enabled = set(read(current, "cgroup.subtree_control").split())
         for controller in controllers:
             if controller not in enabled and only in (None, controller):
-                with contextlib.suppress(CgroupError):
+                with suppress(CgroupError):
                     write(current, "cgroup.subtree_control", f"+{controller}")
         current = os.path.join(current, part)
 

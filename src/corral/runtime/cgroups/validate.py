@@ -6,12 +6,11 @@ Unknown keys are ignored, as runc ignores fields it does not know.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from corral.runtime.cgroups.common import CgroupError
 
 TYPE_CHECKING = False  # typing costs milliseconds (it imports re) on every start
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
 _INT, _STR, _BOOL = "an integer", "a string", "true or false"
@@ -58,7 +57,7 @@ def _check_value(value: Any, kind: Any, where: str) -> None:
 
 
 def _check_object(obj: Any, fields: Mapping[str, Any], where: str) -> None:
-    if not isinstance(obj, Mapping):
+    if not isinstance(obj, dict):
         raise CgroupError(f"{where}: must be an object, got {obj!r}")
     for key, kind in fields.items():
         _check_value(obj.get(key), kind, f"{where}.{key}")
@@ -76,7 +75,7 @@ def check(resources: Mapping[str, Any] | None) -> None:
         _check_value(resources.get(section), [fields], f"linux.resources.{section}")
     for section in ("rdma", "unified"):
         value = resources.get(section)
-        if value is not None and not isinstance(value, Mapping):
+        if value is not None and not isinstance(value, dict):
             raise CgroupError(f"linux.resources.{section}: must be an object, got {value!r}")
     for device, limits in (resources.get("rdma") or {}).items():
         _check_object(limits, {"hcaHandles": _INT, "hcaObjects": _INT},

@@ -14,7 +14,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-from collections.abc import Iterable, Mapping, Sequence
 
 from corral.runtime.errors import RuntimeFailure
 from corral.runtime.linux import syscalls
@@ -62,6 +61,10 @@ NAMES: tuple[str, ...] = (
     "CAP_BPF",
     "CAP_CHECKPOINT_RESTORE",
 )
+
+TYPE_CHECKING = False  # typing costs milliseconds (it imports re) on every start
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
 NUMBERS: dict[str, int] = {name: number for number, name in enumerate(NAMES)}
 SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
 

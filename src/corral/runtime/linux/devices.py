@@ -7,10 +7,10 @@ same).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 
+from corral.runtime.errors import suppress
 from corral.runtime.linux import inroot
 from corral.runtime.linux import syscalls as sc
 from corral.runtime.spec import Device
@@ -35,7 +35,7 @@ _KIND = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IF
 def _make_node(rootfd: int, dev: Device, *, bind: bool) -> None:
     dirfd, name = inroot.parent_dir(rootfd, dev.path)
     try:
-        with contextlib.suppress(FileNotFoundError):
+        with suppress(FileNotFoundError):
             os.unlink(name, dir_fd=dirfd)  # replace whatever the image put there (never followed)
         if bind:
             os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW
@@ -56,7 +56,7 @@ def _make_node(rootfd: int, dev: Device, *, bind: bool) -> None:
 def _symlink(rootfd: int, target: str, link: str) -> None:
     dirfd, name = inroot.parent_dir(rootfd, link)
     try:
-        with contextlib.suppress(FileNotFoundError):
+        with suppress(FileNotFoundError):
             os.unlink(name, dir_fd=dirfd)
         os.symlink(target, name, dir_fd=dirfd)
     finally:

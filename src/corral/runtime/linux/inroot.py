@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Callable
 
 from corral.runtime.linux import syscalls as sc
+
+TYPE_CHECKING = False  # typing costs milliseconds (it imports re) on every start
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 _RESOLVE = sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS
 _PATH = os.O_PATH | os.O_CLOEXEC

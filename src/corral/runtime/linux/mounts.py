@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable
 
 from corral.runtime.linux import inroot
 from corral.runtime.linux import syscalls as sc
 from corral.runtime.record import record
 from corral.runtime.spec import Mount
+
+TYPE_CHECKING = False  # typing costs milliseconds (it imports re) on every start
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 # option -> (clear?, flag)
 FLAGS: dict[str, tuple[bool, int]] = {

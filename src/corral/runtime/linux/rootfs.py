@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import stat
 
+from corral.runtime.errors import suppress
 from corral.runtime.linux import inroot
 from corral.runtime.linux import syscalls as sc
 from corral.runtime.linux.mounts import PROPAGATION, remount_bind
@@ -28,7 +28,7 @@ def prepare(rootfs: str, propagation: str | None) -> int:
 def _make_parent_private(rootfs: str) -> None:
     """pivot_root refuses a new root on, or under, a shared mount: make the mount that holds
     the rootfs private (runc's rootfsParentMountPrivate)."""
-    with contextlib.suppress(OSError):
+    with suppress(OSError):
         sc.mount(None, _mount_point_of(os.path.realpath(rootfs)), None, sc.MS_PRIVATE)
 
 

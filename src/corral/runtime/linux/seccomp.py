@@ -24,16 +24,15 @@ seccomp(2) directly. Without prepare(), load() builds the filter through libsecc
 
 from __future__ import annotations
 
-import contextlib
 import errno as errno_module
 import os
-from collections.abc import Mapping, Sequence
 
-from corral.runtime.errors import RuntimeFailure
+from corral.runtime.errors import RuntimeFailure, suppress
 
 TYPE_CHECKING = False  # typing costs milliseconds (it imports re) on every start
 if TYPE_CHECKING:
     import ctypes
+    from collections.abc import Mapping, Sequence
     from typing import Any
 
 # libseccomp's action values (seccomp.h). ERRNO and TRACE carry a 16-bit value.
@@ -134,7 +133,7 @@ def check(seccomp: Mapping[str, Any]) -> None:
     uses_notify = False
     for index, rule in enumerate(_list(seccomp, "syscalls", "linux.seccomp")):
         where = f"linux.seccomp.syscalls[{index}]"
-        if not isinstance(rule, Mapping):
+        if not isinstance(rule, dict):
             raise SeccompError(f"seccomp: {where} is not an object")
         names = _list(rule, "names", where)
         if not names or not all(isinstance(n, str) and n for n in names):
@@ -172,7 +171,7 @@ def _action_value(name: Any, errno_ret: Any, where: str) -> int:
 
 def _condition(arg: Any, where: str) -> tuple[int, int, int, int]:
     """(index, operator, valueOne, valueTwo) of one OCI argument comparison."""
-    if not isinstance(arg, Mapping):
+    if not isinstance(arg, dict):
         raise SeccompError(f"seccomp: {where} is not an object")
     index = arg.get("index")
     if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < _MAX_ARGS:
@@ -386,7 +385,7 @@ def _write_cache(path: str, key: str, program: bytes) -> None:
             f.write(_CACHE_MAGIC + key.encode() + b"\n" + program)
         os.replace(temp, path)
     except OSError:
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             os.unlink(temp)
 
 

@@ -8,18 +8,17 @@ capability sets; with noNewPrivileges, prctl(PR_SET_NO_NEW_PRIVS) and seccomp co
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
-from collections.abc import Mapping
 
-from corral.runtime.errors import RuntimeFailure
+from corral.runtime.errors import RuntimeFailure, suppress
 from corral.runtime.linux import syscalls as sc
 from corral.runtime.record import record
 from corral.runtime.spec import RLIMITS, Process
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -102,7 +101,7 @@ def _rlimits(process: Process) -> None:
 def _fds(preserve_fds: int) -> None:
     """Keep stdio and the preserved fds (3..3+N-1) open across execve; everything else closes."""
     for fd in range(3, 3 + preserve_fds):
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             os.set_inheritable(fd, True)
     sc.close_range_cloexec(3 + preserve_fds)
 

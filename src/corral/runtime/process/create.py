@@ -8,16 +8,15 @@ cgroup, mount or process is left behind.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import time
 
 from corral.runtime import hooks
 from corral.runtime import spec as spec_mod
 from corral.runtime.container import Container, State, process_start_time
-from corral.runtime.errors import RuntimeFailure
+from corral.runtime.errors import RuntimeFailure, suppress
 from corral.runtime.linux import namespaces
+from corral.runtime.linux.signals import SIGKILL
 from corral.runtime.process import become, init, protocol
 from corral.runtime.record import record, replace
 from corral.runtime.spec import Spec
@@ -155,7 +154,7 @@ def _intermediate(channel: protocol.Channel, spec: Spec, opts: init.InitOptions)
             init.run(channel, spec, opts)
         channel.send(protocol.INIT_PID, pid=pid)
     except BaseException as e:
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             channel.send(protocol.ERROR, message=protocol.describe(e))
         os._exit(1)
     os._exit(0)
@@ -163,9 +162,9 @@ def _intermediate(channel: protocol.Channel, spec: Spec, opts: init.InitOptions)
 
 def _stop(pid: int) -> None:
     """Kill a half-made init and wait until it is gone (it may not be our child)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(ChildProcessError):
+    with suppress(ProcessLookupError):
+        os.kill(pid, SIGKILL)
+    with suppress(ChildProcessError):
         os.waitpid(pid, 0)
         return
     while process_start_time(pid) is not None:
@@ -198,7 +197,7 @@ def create(req: CreateRequest) -> Created:
         return _launch(req, spec, container, preserve_fds, cleanup)
     except BaseException:
         for undo in reversed(cleanup):
-            with contextlib.suppress(Exception):
+            with suppress(Exception):
                 undo()
         raise
 
@@ -256,7 +255,7 @@ def _launch(req: CreateRequest, spec: Spec, container: Container, preserve_fds: 
             _pass_notify_fd(spec, notify_keep, state)
     finally:
         ours.close()
-        with contextlib.suppress(ChildProcessError):
+        with suppress(ChildProcessError):
             os.waitpid(pid, 0)
     start_time = process_start_time(init_pid)
     if start_time is None:

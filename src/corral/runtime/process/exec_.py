@@ -8,11 +8,10 @@ worked, an ERROR message that it did not (see protocol.py).
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 from corral.runtime.container import Container
-from corral.runtime.errors import RuntimeFailure
+from corral.runtime.errors import RuntimeFailure, suppress
 from corral.runtime.linux import console, namespaces
 from corral.runtime.linux import syscalls as sc
 from corral.runtime.process import become, protocol
@@ -67,7 +66,7 @@ def _process(channel: protocol.Channel, request: ExecRequest, spec: Spec,
         become.become(request.process, spec.linux.seccomp, preserve_fds=request.preserve_fds)
         os.execve(program.path, program.args, program.env)
     except BaseException as e:
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             channel.send(protocol.ERROR, message=ERROR_PREFIX + protocol.describe(e))
     os._exit(127)
 
@@ -84,7 +83,7 @@ def _intermediate(channel: protocol.Channel, request: ExecRequest, spec: Spec,
             _process(channel, request, spec, console_fd)
         channel.send(protocol.INIT_PID, pid=pid)
     except BaseException as e:
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             channel.send(protocol.ERROR, message=protocol.describe(e))
         os._exit(1)
     os._exit(0)
@@ -138,11 +137,11 @@ def execute(container: Container, request: ExecRequest) -> tuple[int, int | None
         os.waitpid(pid, 0)
         message = ours.receive()  # None: execve closed the pipe, the program runs
         if message is not None and message["type"] == protocol.ERROR:
-            with contextlib.suppress(ChildProcessError):
+            with suppress(ChildProcessError):
                 os.waitpid(process_pid, 0)
             raise RuntimeFailure(str(message["message"]))
     except BaseException:
-        with contextlib.suppress(ChildProcessError):
+        with suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
         if console_keep is not None:
             os.close(console_keep)

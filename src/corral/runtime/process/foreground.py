@@ -4,17 +4,21 @@ returns the process's exit status the way a shell reports it (128+signal when ki
 
 from __future__ import annotations
 
-import contextlib
 import os
 import select
-import signal
-from collections.abc import Iterator
-from types import FrameType
 
+from corral.runtime.errors import suppress
 from corral.runtime.linux import syscalls as sc
 
-_NOT_FORWARDED = {signal.SIGCHLD, signal.SIGKILL, signal.SIGSTOP, signal.SIGWINCH,
-                  signal.SIGURG, signal.SIGTTIN, signal.SIGTTOU}
+TYPE_CHECKING = False  # typing costs milliseconds (it imports re) on every start
+if TYPE_CHECKING:
+    import signal as _signal
+    from types import FrameType
+else:  # the C module under `signal`: same calls, plain ints, none of its enums (~2 ms)
+    import _signal
+
+_NOT_FORWARDED = {_signal.SIGCHLD, _signal.SIGKILL, _signal.SIGSTOP, _signal.SIGWINCH,
+                  _signal.SIGURG, _signal.SIGTTIN, _signal.SIGTTOU}
 
 
 def become_subreaper() -> None:
@@ -22,44 +26,45 @@ def become_subreaper() -> None:
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
 
 
-@contextlib.contextmanager
-def _forwarding(pid: int, master: int | None) -> Iterator[None]:
+def _forward_signals(pid: int, master: int | None) -> dict[int, object]:
+    """Send every signal we get on to `pid` (SIGWINCH resizes the pty); the old handlers."""
     def forward(signum: int, _frame: FrameType | None) -> None:
-        with contextlib.suppress(ProcessLookupError):
+        with suppress(ProcessLookupError):
             os.kill(pid, signum)
 
     def resize(_signum: int, _frame: FrameType | None) -> None:
         if master is not None:
             _copy_size(master)
 
-    previous = {}
-    for sig in signal.Signals:
+    previous: dict[int, object] = {}
+    for sig in _signal.valid_signals():
         if sig in _NOT_FORWARDED:
             continue
-        with contextlib.suppress(OSError, ValueError):
-            previous[sig] = signal.signal(sig, forward)
-    previous[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, resize)
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            with contextlib.suppress(OSError, ValueError, TypeError):
-                signal.signal(sig, handler)
+        with suppress(OSError, ValueError):
+            previous[sig] = _signal.signal(sig, forward)
+    previous[_signal.SIGWINCH] = _signal.signal(_signal.SIGWINCH, resize)
+    return previous
+
+
+def _restore_signals(previous: dict[int, object]) -> None:
+    for sig, handler in previous.items():
+        with suppress(OSError, ValueError, TypeError):
+            _signal.signal(sig, handler)  # type: ignore[arg-type]
 
 
 def _copy_size(master: int) -> None:
     import fcntl
     import termios
 
-    with contextlib.suppress(OSError):
+    with suppress(OSError):
         size = fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8)
         fcntl.ioctl(master, termios.TIOCSWINSZ, size)
 
 
-@contextlib.contextmanager
-def _raw_stdin() -> Iterator[None]:
+def _proxy_raw(master: int) -> None:
+    """_proxy with our terminal (if stdin is one) in raw mode, restored afterwards."""
     if not os.isatty(0):
-        yield
+        _proxy(master)
         return
     import termios
     import tty
@@ -67,7 +72,7 @@ def _raw_stdin() -> Iterator[None]:
     saved = termios.tcgetattr(0)
     tty.setraw(0)
     try:
-        yield
+        _proxy(master)
     finally:
         termios.tcsetattr(0, termios.TCSADRAIN, saved)
 
@@ -95,12 +100,14 @@ def _proxy(master: int) -> None:
 
 def wait(pid: int, master: int | None = None) -> int:
     """Wait for `pid` (our child or adopted orphan) and return its shell-style exit code."""
-    with _forwarding(pid, master):
+    previous = _forward_signals(pid, master)
+    try:
         if master is not None:
             _copy_size(master)
-            with _raw_stdin():
-                _proxy(master)
+            _proxy_raw(master)
             os.close(master)
         _, status = os.waitpid(pid, 0)
+    finally:
+        _restore_signals(previous)
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code

@@ -34,11 +34,10 @@ Messages are one JSON object per line on two close-on-exec pipes; every request 
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 from corral.runtime import jsonio
-from corral.runtime.errors import RuntimeFailure
+from corral.runtime.errors import RuntimeFailure, suppress
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -90,7 +89,7 @@ class Channel:
 
     def close(self) -> None:
         for fd in (self.rfd, self.wfd):
-            with contextlib.suppress(OSError):
+            with suppress(OSError):
                 os.close(fd)
 
 
