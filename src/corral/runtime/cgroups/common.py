@@ -90,6 +90,14 @@ def procs(directory: str) -> list[int]:
 
 def remove_tree(directory: str) -> None:
     """rmdir a cgroup and its descendants (deepest first); a missing directory is fine."""
+    try:  # the usual case, a cgroup without children: one syscall, no walk
+        os.rmdir(directory)
+        return
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        if err.errno not in (errno.EBUSY, errno.ENOTEMPTY):
+            raise
     for current, _dirs, _files in sorted(os.walk(directory), key=lambda t: -len(t[0])):
         with suppress(FileNotFoundError):
             os.rmdir(current)

@@ -294,7 +294,10 @@ class Manager:
         v2_dir = self._v2_dir()
         if v2_dir is not None and os.path.isdir(v2_dir):
             v2.kill(v2_dir)
-        # v1 (and processes that joined only the v1 hierarchies of a hybrid host)
+        # v1 (and processes that joined only the v1 hierarchies of a hybrid host). An empty
+        # cgroup stays empty (no member left to fork), so a stopped container skips the freezer.
+        if not self.pids():
+            return
         freezer = self._v1_dir("freezer")
         if freezer is not None and not os.path.isdir(freezer):
             freezer = None
