@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import struct
 
+from corral.runtime.errors import RuntimeFailure
 from corral.runtime.linux import inroot
 from corral.runtime.linux import syscalls as sc
 
@@ -15,6 +16,28 @@ TIOCSWINSZ = 0x5414
 TIOCGPTN = 0x80045430
 TIOCSPTLCK = 0x40045431
 TIOCGPTPEER = 0x5441
+
+
+def terminal_channel(console_socket: str | None, own_terminal: bool) -> tuple[int, int | None]:
+    """Where the pty master goes: (fd the container side sends it on, fd the runtime keeps to
+    receive it). With --console-socket the master goes straight to that socket (conmon,
+    containerd); a foreground `run -t`/`exec -t` receives it itself over a socketpair."""
+    import socket
+
+    if console_socket is not None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(console_socket)
+        except OSError as e:
+            sock.close()
+            raise RuntimeFailure(f"connecting to console socket {console_socket}: "
+                                 f"{e.strerror}") from None
+        return sock.detach(), None
+    if not own_terminal:
+        raise RuntimeFailure("cannot allocate tty if corral-runtime will detach without setting "
+                             "console socket")
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    return theirs.detach(), ours.detach()
 
 
 def open_pty() -> tuple[int, int]:

@@ -15,7 +15,7 @@ from corral.runtime import hooks
 from corral.runtime import spec as spec_mod
 from corral.runtime.container import Container, State, process_start_time
 from corral.runtime.errors import RuntimeFailure, suppress
-from corral.runtime.linux import namespaces
+from corral.runtime.linux import console, namespaces
 from corral.runtime.linux.signals import SIGKILL
 from corral.runtime.process import become, init, protocol
 from corral.runtime.record import record, replace
@@ -78,24 +78,7 @@ def _console_fds(spec: Spec, req: CreateRequest) -> tuple[int | None, int | None
     assert spec.process is not None
     if not spec.process.terminal:
         return None, None
-    if req.console_socket is not None:
-        import socket
-
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.connect(req.console_socket)
-        except OSError as e:
-            sock.close()
-            raise RuntimeFailure(f"connecting to console socket {req.console_socket}: "
-                                 f"{e.strerror}") from None
-        return sock.detach(), None
-    if req.own_terminal:
-        import socket
-
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        return theirs.detach(), ours.detach()
-    raise RuntimeFailure("cannot allocate tty if corral-runtime will detach without setting "
-                         "console socket")
+    return console.terminal_channel(req.console_socket, req.own_terminal)
 
 
 def _notify_sockets(spec: Spec) -> tuple[int | None, int | None]:

@@ -92,22 +92,7 @@ def _intermediate(channel: protocol.Channel, request: ExecRequest, spec: Spec,
 def _console(request: ExecRequest) -> tuple[int | None, int | None]:
     if not request.process.terminal:
         return None, None
-    import socket
-
-    if request.console_socket is not None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.connect(request.console_socket)
-        except OSError as e:
-            sock.close()
-            raise RuntimeFailure(f"connecting to console socket {request.console_socket}: "
-                                 f"{e.strerror}") from None
-        return sock.detach(), None
-    if not request.own_terminal:
-        raise RuntimeFailure("cannot allocate tty if corral-runtime will detach without setting "
-                             "console socket")
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    return theirs.detach(), ours.detach()
+    return console.terminal_channel(request.console_socket, request.own_terminal)
 
 
 def execute(container: Container, request: ExecRequest) -> tuple[int, int | None]:
