@@ -40,6 +40,16 @@ def terminal_channel(console_socket: str | None, own_terminal: bool) -> tuple[in
     return theirs.detach(), ours.detach()
 
 
+def take_master(keep: int | None) -> int | None:
+    """The pty master the container side sent on `terminal_channel`'s kept end (then closed)."""
+    if keep is None:
+        return None
+    try:
+        return receive_fd(keep)
+    finally:
+        os.close(keep)
+
+
 def open_pty() -> tuple[int, int]:
     """(master, slave) from the /dev/ptmx the process sees (the container's, after pivot)."""
     master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)

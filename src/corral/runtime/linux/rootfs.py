@@ -12,6 +12,10 @@ from corral.runtime.linux import inroot
 from corral.runtime.linux import syscalls as sc
 from corral.runtime.linux.mounts import PROPAGATION, remount_bind
 
+TYPE_CHECKING = False  # typing costs milliseconds on every create
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 
 def prepare(rootfs: str, propagation: str | None) -> int:
     """Make the host's mounts invisible-in-return and the rootfs a mount point; returns an
@@ -75,8 +79,9 @@ def chroot(rootfs: str) -> None:
     os.chdir("/")
 
 
-def mask(paths: tuple[str, ...]) -> None:
-    """Hide each path: /dev/null over a file, an empty read-only tmpfs over a directory."""
+def _for_each_present(paths: tuple[str, ...], act: Callable[[str], None]) -> None:
+    """Call `act` with the /proc/self/fd path of each of `paths` that exists, each resolved
+    inside the new root (so an image's symlink cannot point the mount at the host)."""
     rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for path in paths:
@@ -85,38 +90,31 @@ def mask(paths: tuple[str, ...]) -> None:
             except FileNotFoundError:
                 continue
             try:
-                target = inroot.proc_path(fd)
-                if stat.S_ISDIR(os.stat(target).st_mode):
-                    sc.mount("tmpfs", target, "tmpfs", sc.MS_RDONLY, None)
-                else:
-                    sc.mount("/dev/null", target, None, sc.MS_BIND)
+                act(inroot.proc_path(fd))
             finally:
                 os.close(fd)
     finally:
         os.close(rootfd)
+
+
+def mask(paths: tuple[str, ...]) -> None:
+    """Hide each path: /dev/null over a file, an empty read-only tmpfs over a directory."""
+    def hide(target: str) -> None:
+        if stat.S_ISDIR(os.stat(target).st_mode):
+            sc.mount("tmpfs", target, "tmpfs", sc.MS_RDONLY, None)
+        else:
+            sc.mount("/dev/null", target, None, sc.MS_BIND)
+
+    _for_each_present(paths, hide)
 
 
 def make_readonly(paths: tuple[str, ...], *, in_userns: bool) -> None:
-    """Bind each path over itself and remount it read-only (/proc/sys and friends)."""
-    rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        for path in paths:
-            try:
-                fd = inroot.open_path(rootfd, path)
-            except FileNotFoundError:
-                continue
-            try:
-                target = inroot.proc_path(fd)
-                sc.mount(target, target, None, sc.MS_BIND | sc.MS_REC)
-            finally:
-                os.close(fd)
-            fd = inroot.open_path(rootfd, path)
-            try:
-                remount_bind(inroot.proc_path(fd), sc.MS_RDONLY | sc.MS_REC, in_userns=in_userns)
-            finally:
-                os.close(fd)
-    finally:
-        os.close(rootfd)
+    """Bind each path over itself, then remount the bind read-only (/proc/sys and friends).
+    Two passes: the remount must go through a fresh fd that resolves to the new bind mount."""
+    _for_each_present(paths, lambda target: sc.mount(target, target, None, sc.MS_BIND | sc.MS_REC))
+    _for_each_present(
+        paths, lambda target: remount_bind(target, sc.MS_RDONLY | sc.MS_REC, in_userns=in_userns)
+    )
 
 
 def readonly_root(*, in_userns: bool) -> None:

@@ -251,10 +251,4 @@ def _launch(req: CreateRequest, spec: Spec, container: Container, preserve_fds: 
     ))
     if req.pid_file:
         write_pid_file(req.pid_file, init_pid)
-    master = None
-    if console_keep is not None:
-        from corral.runtime.linux import console
-
-        master = console.receive_fd(console_keep)
-        os.close(console_keep)
-    return Created(container, master)
+    return Created(container, console.take_master(console_keep))

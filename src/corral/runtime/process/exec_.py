@@ -135,8 +135,4 @@ def execute(container: Container, request: ExecRequest) -> tuple[int, int | None
         ours.close()
     if request.pid_file:
         write_pid_file(request.pid_file, process_pid)
-    master = None
-    if console_keep is not None:
-        master = console.receive_fd(console_keep)
-        os.close(console_keep)
-    return process_pid, master
+    return process_pid, console.take_master(console_keep)
