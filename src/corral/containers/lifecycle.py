@@ -363,7 +363,8 @@ class Containers:
         if not names.valid(new_name):
             raise InvalidArgument(f"invalid container name {new_name!r}")
         with self.locked(ref) as rec:
-            self.store.rename(rec, new_name.removeprefix("/"))
+            rec = self.store.rename(rec, new_name.removeprefix("/"))
+            networking.rename(self.paths, rec.id, rec.network, rec.name)
 
     # -- wait / cleanup / remove ---------------------------------------------------------------
     def wait(self, ref: str) -> int:

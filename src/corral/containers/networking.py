@@ -152,6 +152,15 @@ def release(paths: Paths, container_id: str, mode: str) -> None:
     attach.release(_conn(paths), paths, container_id)
 
 
+def rename(paths: Paths, container_id: str, mode: str, name: str) -> None:
+    """DNS answers for the new name (a none/loopback container has no DNS entry to change)."""
+    if _is_loopback(mode) and not loopback.recorded(paths, container_id):
+        return
+    from corral.network import attach
+
+    attach.rename(_conn(paths), paths, container_id, name)
+
+
 def settings(paths: Paths, container_id: str, mode: str = "") -> dict[str, Any]:
     """inspect's NetworkSettings."""
     from corral.network import attach

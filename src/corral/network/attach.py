@@ -325,6 +325,23 @@ def is_plumbed(conn: sqlite3.Connection, container_id: str) -> bool:
     return row is not None and row["live"] is not None
 
 
+def rename(conn: sqlite3.Connection, paths: Paths, container_id: str, name: str) -> None:
+    """The container's new name, for DNS from now on: recorded, and live when it runs."""
+    schema.migrate(conn)
+    row = schema.container(conn, container_id)
+    if row is None or row["name"] == name:
+        return
+    with schema.transaction(conn):
+        schema.set_name(conn, container_id, name)
+        if row["live"] is not None:
+            live = _json(row["live"])
+            live["container_name"] = name
+            schema.set_live(conn, container_id, live)
+    if row["live"] is not None:
+        dns_networks = [e.network.id for e in endpoints(conn, container_id) if e.network.dns]
+        netavark.rename_dns_entries(networks.backend_dir(paths), dns_networks, container_id, name)
+
+
 # --- connect / disconnect ---------------------------------------------------------------------
 
 def connect(conn: sqlite3.Connection, paths: Paths, container_id: str, a: Attach) -> Endpoint:

@@ -215,6 +215,36 @@ def replay_teardown(config_dir: Path, options: dict[str, Any]) -> None:
     raise error
 
 
+def rename_dns_entries(config_dir: Path, network_ids: Sequence[str], container_id: str,
+                       name: str) -> None:
+    """Make aardvark-dns answer for a running container's new name (Docker's rename does; netavark
+    has no verb for it). An entry reads `<id> <ipv4> <ipv6> <name>,<alias>... [<dns servers>]`:
+    its first name is replaced in place, under the file's lock, then aardvark reloads on SIGHUP."""
+    import fcntl
+
+    changed = False
+    for network_id in network_ids:
+        try:
+            f = open(config_dir / "aardvark-dns" / network_id, "r+")  # noqa: SIM115 (locked below)
+        except FileNotFoundError:
+            continue
+        with f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            lines = f.read().split("\n")
+            for i, line in enumerate(lines):
+                fields = line.split(" ")
+                if fields[0] == container_id and len(fields) >= 4:
+                    fields[3] = ",".join([name, *fields[3].split(",")[1:]])
+                    lines[i] = " ".join(fields)
+                    changed = True
+            f.seek(0)
+            f.write("\n".join(lines))
+            f.truncate()
+    if changed:
+        with contextlib.suppress(OSError, ValueError):
+            os.kill(int((config_dir / "aardvark-dns" / "aardvark.pid").read_text()), 1)
+
+
 def leftovers(config_dir: Path, options: dict[str, Any]) -> list[str]:
     """What of a container's plumbing the host still has: DNAT rules and DNS entries."""
     container_id = options["container_id"]
