@@ -32,7 +32,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, TypeVar
 
 from corral.errors import CorralError, InvalidArgument, NotFound
 from corral.images import manifest as mf
@@ -44,6 +44,7 @@ _BUFFER = 1 << 20  # bytes per socket read/write: big enough that Python's overh
 _TIMEOUT_S = 60.0
 _RETRIES = 5
 _BACKOFF_S = (0.1, 0.3, 1.0, 2.0, 4.0)
+_T = TypeVar("_T")
 # What a dropped or reset connection raises somewhere in http.client / ssl / socket.
 RETRYABLE = (
     ConnectionError,
@@ -300,14 +301,7 @@ class RegistryClient:
         self, method: str, url: str, *, scopes: list[str], headers: Mapping[str, str] | None = None
     ) -> tuple[http.client.HTTPResponse, Callable[[], None]]:
         """Send a request whose answer the caller streams; returns it and a `release` to call."""
-        for attempt in range(self._retries + 1):
-            try:
-                return self._send(method, url, scopes, dict(headers or {}), None)
-            except RETRYABLE as e:
-                if attempt == self._retries:
-                    raise self._unreachable(e) from e
-                time.sleep(_BACKOFF_S[min(attempt, len(_BACKOFF_S) - 1)])
-        raise AssertionError("unreachable")
+        return self._retrying(lambda: self._send(method, url, scopes, dict(headers or {}), None))
 
     def _fetch(
         self,
@@ -320,17 +314,25 @@ class RegistryClient:
         retry: bool = True,
     ) -> tuple[int, http.client.HTTPMessage, bytes]:
         """One request whose answer is small: status, headers, body (read whole)."""
-        attempts = self._retries + 1 if retry and not hasattr(body, "read") else 1
-        for attempt in range(attempts):
+
+        def once() -> tuple[int, http.client.HTTPMessage, bytes]:
+            resp, release = self._send(method, url, scopes, dict(headers or {}), body)
+            data = resp.read()
+            release()
+            return resp.status, resp.headers, data
+
+        if not retry or hasattr(body, "read"):  # a stream cannot be sent twice
+            return once()
+        return self._retrying(once)
+
+    def _retrying(self, once: Callable[[], _T]) -> _T:
+        """`once()`, tried again after a backoff while the network fails; the last failure is
+        reported as the registry being unreachable."""
+        for attempt in range(self._retries + 1):
             try:
-                resp, release = self._send(method, url, scopes, dict(headers or {}), body)
-                data = resp.read()
-                release()
-                return resp.status, resp.headers, data
+                return once()
             except RETRYABLE as e:
-                if attempt == attempts - 1:
-                    if not retry or hasattr(body, "read"):
-                        raise
+                if attempt == self._retries:
                     raise self._unreachable(e) from e
                 time.sleep(_BACKOFF_S[min(attempt, len(_BACKOFF_S) - 1)])
         raise AssertionError("unreachable")
@@ -572,6 +574,11 @@ class BlobStream(io.RawIOBase):
             resp.read()
             release()
             raise NotFound(f"blob {self.digest} not found in {self._client.host.name}/{self._repository}")
+        if resp.status == 416 and self._offset:  # the resume asked past what the registry has
+            resp.read()
+            release()
+            raise DigestMismatch(f"blob {self.digest}: got {self._offset} bytes, expected "
+                                 f"{self._size} (truncated)")
         if resp.status not in (200, 206):
             text = error_text(resp.read(), resp.status)
             release()
