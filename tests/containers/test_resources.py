@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -10,11 +11,14 @@ from tests.containers.conftest import RUNTIMES, Corral
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
-def test_memory_hog_is_oom_killed(corral: Corral, name: str, runtime: str) -> None:
+def test_memory_hog_is_oom_killed(corral: Corral, name: str, runtime: str, tmp_path: Path) -> None:
     # The shell holds 128 MB in a variable against a 32 MB limit.
-    proc = corral("run", "--runtime", runtime, "--name", name, "--memory", "32m", "--memory-swap", "32m",
-                  "busybox", "sh", "-c", "x=$(head -c 134217728 /dev/zero | tr '\\0' a); echo ${#x}", check=False)
+    proc = subprocess.run(
+        [corral.binary, "run", "--runtime", runtime, "--name", name, "--memory", "32m", "--memory-swap", "32m",
+         "busybox", "sh", "-c", "x=$(head -c 134217728 /dev/zero | tr '\\0' a); echo ${#x}"],
+        env=corral.env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 137, proc.stderr
+    assert list(tmp_path.iterdir()) == []  # no marker file of the monitor's in the caller's directory
     assert corral.inspect(name, "{{.State.OOMKilled}} {{.State.ExitCode}} {{.HostConfig.Memory}}") == \
         f"true 137 {32 * 1024 * 1024}"
     corral("rm", name)

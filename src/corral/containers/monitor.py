@@ -79,7 +79,9 @@ def launch(req: Launch) -> tuple[int, int]:
     try:
         env = {k: v for k, v in os.environ.items() if not k.startswith("_OCI_")}
         env["_OCI_SYNCPIPE"] = str(write_end)
-        proc = subprocess.Popen(argv, pass_fds=(write_end,), env=env, stdin=subprocess.DEVNULL,
+        # cwd: conmon 2.1 also drops its `oom` marker in its working directory, not only in
+        # --persist-dir; never in the user's.
+        proc = subprocess.Popen(argv, pass_fds=(write_end,), env=env, cwd=b, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         os.close(write_end)
         write_end = -1
