@@ -7,7 +7,8 @@ Measures `run --rm --network none busybox true`, `create`, `start`, `exec true` 
 container, `ps -a` with 50 containers, and the memory per detached `sleep` container (PSS of its
 monitor and runtime processes, from /proc/<pid>/smaps_rollup). Every engine works in its own
 temporary store; podman and docker get the same busybox tree (imported from corral's built-in
-image), so the containers are the same. Prints medians and corral's ratio to each engine.
+image), so the containers are the same. Samples alternate between the engines (load from
+other work hits them alike). Prints medians and corral's ratio to each engine.
 """
 
 from __future__ import annotations
@@ -52,26 +53,41 @@ def median_ms(samples: Sequence[float]) -> float:
     return statistics.median(samples) * 1000
 
 
-def bench_engine(e: Engine, runs: int, extra_run: Sequence[str], marker: str) -> dict[str, float]:
-    results: dict[str, float] = {}
-    e("run", "--rm", *extra_run, "--network", "none", IMAGE, "true")  # warm caches
-    results["run --rm true"] = median_ms(
-        [e.timed("run", "--rm", *extra_run, "--network", "none", IMAGE, "true") for _ in range(runs)])
-    created: list[str] = []
-    create_times = []
-    for _ in range(runs):
+def bench(engines: Sequence[tuple[Engine, list[str]]], runs: int, marker: str) -> dict[str, dict[str, float]]:
+    """Every timed step alternates between the engines, sample by sample, so load from other
+    work on the machine hits them alike."""
+    table: dict[str, dict[str, float]] = {e.name: {} for e, _ in engines}
+
+    def alternate(metric: str, step: Callable[[Engine, list[str], int], float]) -> None:
+        samples: dict[str, list[float]] = {e.name: [] for e, _ in engines}
+        for i in range(runs):
+            for e, extra in engines:
+                samples[e.name].append(step(e, extra, i))
+        for name, values in samples.items():
+            table[name][metric] = median_ms(values)
+
+    created: dict[str, list[str]] = {e.name: [] for e, _ in engines}
+
+    def create(e: Engine, extra: list[str], _: int) -> float:
         start = time.perf_counter()
-        created.append(e("create", *extra_run, "--network", "none", IMAGE, "sleep", "600"))
-        create_times.append(time.perf_counter() - start)
-    results["create"] = median_ms(create_times)
-    results["start"] = median_ms([e.timed("start", cid) for cid in created])
-    results["exec true"] = median_ms([e.timed("exec", created[0], "true") for _ in range(runs)])
-    e("rm", "-f", *created)
-    many = [e("create", *extra_run, "--network", "none", IMAGE, "true") for _ in range(50)]
-    results["ps -a (50)"] = median_ms([e.timed("ps", "-a") for _ in range(runs)])
-    e("rm", "-f", *many)
-    results["PSS per sleep container (MB)"] = pss_per_container(e, extra_run, marker)
-    return results
+        created[e.name].append(e("create", *extra, "--network", "none", IMAGE, "sleep", "600"))
+        return time.perf_counter() - start
+
+    for e, extra in engines:
+        e("run", "--rm", *extra, "--network", "none", IMAGE, "true")  # warm caches
+    alternate("run --rm true", lambda e, extra, _: e.timed("run", "--rm", *extra, "--network", "none", IMAGE, "true"))
+    alternate("create", create)
+    alternate("start", lambda e, _, i: e.timed("start", created[e.name][i]))
+    alternate("exec true", lambda e, _, i: e.timed("exec", created[e.name][0], "true"))
+    many: dict[str, list[str]] = {}
+    for e, extra in engines:
+        e("rm", "-f", *created[e.name])
+        many[e.name] = [e("create", *extra, "--network", "none", IMAGE, "true") for _ in range(50)]
+    alternate("ps -a (50)", lambda e, _, i: e.timed("ps", "-a"))
+    for e, extra in engines:
+        e("rm", "-f", *many[e.name])
+        table[e.name]["PSS per sleep container (MB)"] = pss_per_container(e, extra, marker)
+    return table
 
 
 def pss_mb(pid: int) -> float:
@@ -119,6 +135,16 @@ def busybox_tar(tmp: Path) -> Path:
     return tar
 
 
+def unmount_under(top: Path) -> None:
+    """Lazily unmount every mount at or below `top`, deepest first (`umount -R` needs `top`
+    itself to be a mount point; podman's and dockerd's are below it)."""
+    prefix = str(top)
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    for point in sorted((p for p in points if p == prefix or p.startswith(prefix + "/")), reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True)
+
+
 @contextlib.contextmanager
 def podman_engine(tmp: Path, tar: Path) -> Iterator[tuple[Engine, list[str]]]:
     conf = tmp / "containers.conf"
@@ -133,7 +159,7 @@ def podman_engine(tmp: Path, tar: Path) -> Iterator[tuple[Engine, list[str]]]:
         yield e, []
     finally:
         e("rm", "-af", check=False)
-        subprocess.run(["umount", "-R", "-l", str(tmp / "podman-root")], capture_output=True)
+        unmount_under(tmp / "podman-root")  # podman bind-mounts its overlay dir privately
 
 
 @contextlib.contextmanager
@@ -160,7 +186,7 @@ def docker_engine(tmp: Path, tar: Path) -> Iterator[tuple[Engine, list[str]]]:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=30)
         for root in ("docker-root", "docker-exec"):  # dockerd leaves its private mounts behind
-            subprocess.run(["umount", "-R", "-l", str(tmp / root)], capture_output=True)
+            unmount_under(tmp / root)
 
 
 def main() -> int:
@@ -172,18 +198,17 @@ def main() -> int:
     if os.geteuid() != 0:
         print("run as root", file=sys.stderr)
         return 2
-    with tempfile.TemporaryDirectory(prefix="corral-bench-") as tmp_s:
+    with tempfile.TemporaryDirectory(prefix="corral-bench-", ignore_cleanup_errors=True) as tmp_s:
         tmp = Path(tmp_s)
         tar = busybox_tar(tmp)
         makers: list[Callable[[], contextlib.AbstractContextManager[tuple[Engine, list[str]]]]] = [
             lambda: corral_engine(tmp, args.runtime), lambda: podman_engine(tmp, tar)]
         if args.docker and shutil.which("dockerd"):
             makers.append(lambda: docker_engine(tmp, tar))
-        table: dict[str, dict[str, float]] = {}
-        for make in makers:
-            with make() as (engine, extra):
-                print(f"benchmarking {engine.name} ...", file=sys.stderr)
-                table[engine.name] = bench_engine(engine, args.runs, extra, str(tmp))
+        with contextlib.ExitStack() as stack:
+            engines = [stack.enter_context(make()) for make in makers]
+            print(f"benchmarking {', '.join(e.name for e, _ in engines)} ...", file=sys.stderr)
+            table = bench(engines, args.runs, str(tmp))
     names = list(table)
     metrics = list(table["corral"])
     print(f"{'':32}" + "".join(f"{n:>12}" for n in names)

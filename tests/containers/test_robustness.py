@@ -89,6 +89,23 @@ def test_sigkill_of_the_cli_during_run_leaves_a_consistent_state(corral: Corral)
     _nothing_left(corral)
 
 
+def test_rm_cleanup_still_happens_when_the_foreground_cli_is_killed(corral: Corral) -> None:
+    """A foreground `run --rm` cleans up itself while conmon's exit command waits for it; once
+    that CLI is SIGKILLed, the exit command must do the cleanup when the program exits."""
+    proc = corral.popen("run", "--rm", "busybox", "sleep", "1", stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while "running" not in corral("ps", "--format", "{{.State}}").stdout:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    while corral.ids():
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    _nothing_left(corral)
+
+
 def test_dead_monitor_is_reported_honestly(corral: Corral, name: str) -> None:
     corral("run", "-d", "--name", name, "busybox", "sleep", "60")
     conmon = int(Path(corral.root / "run" / "containers" / corral.inspect(name, "{{.Id}}") / "conmon.pid").read_text())

@@ -50,6 +50,7 @@ class Containers:
         self.store = Store(paths)
         self._images: ImageService | None = None
         self._volumes: Volumes | None = None
+        self._claims: dict[str, int] = {}  # container id -> flock'd bundle fd (see _exit_command)
 
     @property
     def images(self) -> ImageService:
@@ -256,6 +257,8 @@ class Containers:
         rootfs = self.store.rootfs(rec.id)
         shutil.rmtree(bundle, ignore_errors=True)
         bundle.mkdir(parents=True)
+        if attach:
+            self._claims[rec.id] = _claim(bundle)
         (bundle / "config.json").symlink_to(self.store.dir(rec.id) / "config.json")
         if not mounts.is_mounted(rootfs):
             image = self.images.get(rec.image_id)
@@ -265,7 +268,7 @@ class Containers:
         try:
             pid, conmon_pid = monitor.launch(monitor.Launch(
                 container_id=rec.id, name=rec.name, bundle=bundle, runtime=runtime,
-                log_path=self.store.log_path(rec.id), exit_command=self._exit_command(rec.id),
+                log_path=self.store.log_path(rec.id), exit_command=self._exit_command(rec.id, bundle),
                 tty=opts.tty, stdin=opts.interactive, keep_stdin=opts.detach or opts.tty,
                 log=opts.log_driver != "none"))
         except monitor.CreateFailed as e:
@@ -296,17 +299,25 @@ class Containers:
             raise
         return rec, sock
 
-    def _exit_command(self, cid: str) -> list[str]:
+    def _exit_command(self, cid: str, bundle: Path) -> list[str]:
         """What conmon runs when the program exits: `corral container cleanup <id>`, as the
-        light module entry, with this engine's paths so it finds the same store."""
+        light module entry, with this engine's paths so it finds the same store.
+
+        An attached CLI (`run`, `start -a`) holds a flock on the bundle directory until it has
+        cleaned up (or dies): the exit command waits for that lock in sh + flock(1), then runs
+        the Python cleanup only if the bundle is still there. So on the foreground path no
+        second interpreter competes with the CLI, and a killed CLI still gets its cleanup."""
         import corral
 
         # -I -S: no site (and its .pth files) on every container exit; the package is found by path.
         package_parent = os.path.dirname(os.path.dirname(os.path.abspath(corral.__file__)))
-        return [sys.executable, "-I", "-S", "-c",
-                f"import sys; sys.path.insert(0, {package_parent!r}); "
-                "from corral.containers.cleanup import main; sys.exit(main(sys.argv[1:]))",
-                "--root", str(self.paths.root), "--runroot", str(self.paths.runroot), cid]
+        cleanup = [sys.executable, "-I", "-S", "-c",
+                   f"import sys; sys.path.insert(0, {package_parent!r}); "
+                   "from corral.containers.cleanup import main; sys.exit(main(sys.argv[1:]))",
+                   "--root", str(self.paths.root), "--runroot", str(self.paths.runroot), cid]
+        # $0 is the bundle; a bundle already gone (torn down) ends it without a sound.
+        wait = '{ flock 9 && [ -d "$0" ] && exec "$@" 9<&-; } 2>/dev/null 9<"$0"; exit 0'
+        return ["/bin/sh", "-c", wait, str(bundle), *cleanup]
 
     # -- stop / kill / pause -------------------------------------------------------------------
     def stop(self, ref: str, timeout: int | None = None) -> Record:
@@ -420,6 +431,9 @@ class Containers:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(conmon, 9)
             shutil.rmtree(bundle, ignore_errors=True)
+        claim = self._claims.pop(rec.id, None)
+        if claim is not None:  # the exit command waiting on it finds the bundle gone
+            os.close(claim)
         mounts.unmount(self.store.rootfs(rec.id))
         networking.teardown(self.paths, rec.id, rec.network)
 
@@ -516,6 +530,15 @@ def _signal_name(sig: str) -> str:
     if hasattr(signal, f"SIG{name}"):
         return name
     raise InvalidArgument(f"invalid signal: {sig}")
+
+
+def _claim(bundle: Path) -> int:
+    """Hold the bundle directory's flock: this process will clean up after the program."""
+    import fcntl
+
+    fd = os.open(bundle, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
 
 
 def _discard(directory: Path, trash: Path) -> None:

@@ -1,10 +1,17 @@
 """The OCI runtime, driven through its runc-compatible command line.
 
-corral never links a runtime: corral-runtime, crun, runc or any runc-compatible binary is run as
-a process, with `--root <runroot>/runtime/<name>` so every runtime keeps its state apart and a
-reboot (runroot is volatile) forgets it. The runtime is chosen by `--runtime`, then
-`CORRAL_RUNTIME`, then `runtime = "..."` in the `[engine]` table of corral's config file
-(`CORRAL_CONFIG`, default /etc/corral/corral.toml), then `DEFAULT`.
+corral talks to every runtime through runc's command line (argv, exit code, stderr), with
+`--root <runroot>/runtime/<name>` so every runtime keeps its state apart and a reboot (runroot
+is volatile) forgets it. crun, runc or any runc-compatible binary is run as a process. The
+bundled corral-runtime gets the same argv, but its short verbs (start, kill, delete, pause,
+resume, update) run as `corral.runtime.cli.main(argv)` in a forked child of the CLI: a new
+interpreter would cost ~10 ms per call on the `run --rm` path. `create` and `exec` still run
+the launcher (conmon starts `create`; `exec` becomes the runtime), so the state is the same
+whichever way a verb ran, and the CLI and other runtimes stay interchangeable.
+
+The runtime is chosen by `--runtime`, then `CORRAL_RUNTIME`, then `runtime = "..."` in the
+`[engine]` table of corral's config file (`CORRAL_CONFIG`, default /etc/corral/corral.toml),
+then `DEFAULT`.
 """
 
 from __future__ import annotations
@@ -12,14 +19,12 @@ from __future__ import annotations
 import os
 import re
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from corral.errors import CannotExecute, CommandNotFound, CorralError, InvalidArgument
-
-if TYPE_CHECKING:
-    import subprocess
 
 DEFAULT = "corral-runtime"
 CONFIG_FILE = Path("/etc/corral/corral.toml")
@@ -32,25 +37,33 @@ class Runtime(NamedTuple):
     name: str
     path: str
     state_root: Path
+    bundled: bool = False  # corral's own corral-runtime: verbs may run in a forked child
 
     def argv(self, *args: str) -> list[str]:
         return [self.path, "--root", str(self.state_root), *args]
 
-    def run(self, *args: str, check: bool = True, timeout: float | None = 60) -> subprocess.CompletedProcess[str]:
-        import subprocess  # not at import time: `ps` and `exec` load this module too
+    def run(self, *args: str, check: bool = True, timeout: float = 60) -> int:
+        """Run one verb; its exit code (with `check`, a failure raises its one-line message)."""
+        if self.bundled and _single_threaded():
+            code, stderr = _call_forked(self.argv(*args)[1:], timeout)
+        else:
+            import subprocess  # not at import time: `ps` and `exec` load this module too
 
-        proc = subprocess.run(self.argv(*args), capture_output=True, text=True, timeout=timeout)
-        if check and proc.returncode != 0:
-            raise CorralError(f"{self.name} {args[0]}: {error_message(proc.stderr)}")
-        return proc
+            try:
+                proc = subprocess.run(self.argv(*args), capture_output=True, text=True, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                raise CorralError(f"{self.name} {args[0]}: no answer after {timeout:g} s") from None
+            code, stderr = proc.returncode, proc.stderr
+        if check and code != 0:
+            raise CorralError(f"{self.name} {args[0]}: {error_message(stderr)}")
+        return code
 
     def start(self, cid: str) -> None:
         self.run("start", cid)
 
     def kill(self, cid: str, signal: str, *, all_processes: bool = False) -> bool:
         """Send `signal`; False when the container is already gone."""
-        proc = self.run("kill", *(["--all"] if all_processes else []), cid, signal, check=False)
-        return proc.returncode == 0
+        return self.run("kill", *(["--all"] if all_processes else []), cid, signal, check=False) == 0
 
     def delete(self, cid: str) -> None:
         """Forget the container (force: kill what is left); a container it never knew is fine."""
@@ -97,7 +110,85 @@ def find(name: str, runroot: Path) -> Runtime:
     if path is None:
         raise InvalidArgument(f"OCI runtime {name!r} not found")
     label = Path(name).name
-    return Runtime(label, path, runroot / "runtime" / label)
+    bundled = name == DEFAULT and path == str(Path(sys.executable).parent / DEFAULT)
+    return Runtime(label, path, runroot / "runtime" / label, bundled)
+
+
+def _single_threaded() -> bool:
+    """A fork copies only the calling thread: with others alive (network set-up), exec."""
+    threading = sys.modules.get("threading")
+    return threading is None or threading.active_count() == 1
+
+
+def _call_forked(argv: list[str], timeout: float) -> tuple[int, str]:
+    """`corral-runtime <argv>` as `corral.runtime.cli.main(argv)` in a forked child: the same
+    verb, flags and state root as the launcher's, without a new interpreter and its imports.
+    The child's stderr (the runtime's error line) comes back through a pipe; stdout goes to
+    /dev/null, as the exec'd runtime's does."""
+    import select
+
+    sys.stdout.flush()  # else the child's buffers would repeat what the CLI has not flushed yet
+    sys.stderr.flush()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        code = 1
+        try:
+            os.close(read_end)
+            _child_stdio(write_end)
+            from corral.runtime.cli import main
+
+            code = main(argv)
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+        except BaseException as e:
+            os.write(2, f"{type(e).__name__}: {e}\n".encode())
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    chunks = []
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([read_end], [], [], left)[0]:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+                raise CorralError(f"corral-runtime {_verb(argv)}: no answer after {timeout:g} s")
+            chunk = os.read(read_end, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(read_end)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), b"".join(chunks).decode(errors="replace")
+
+
+def _child_stdio(stderr_fd: int) -> None:
+    """stdin/stdout on /dev/null, stderr into the pipe, and the CLI's Python signal handlers
+    (attach's proxies) back to the defaults a fresh runtime process would have."""
+    if TYPE_CHECKING:
+        import signal as _signal
+    else:
+        import _signal  # the C module: `signal` builds enums (~1 ms)
+
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    os.dup2(stderr_fd, 2)
+    os.close(devnull)
+    os.close(stderr_fd)
+    for signum in range(1, _signal.NSIG):
+        handler = _signal.getsignal(signum)
+        if callable(handler) and handler is not _signal.default_int_handler:
+            _signal.signal(signum, _signal.SIG_DFL)
+
+
+def _verb(argv: list[str]) -> str:
+    return next((a for a in argv[2:] if not a.startswith("-")), "")
 
 
 def error_message(stderr: str) -> str:
