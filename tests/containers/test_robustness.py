@@ -89,13 +89,13 @@ def test_sigkill_of_the_cli_during_run_leaves_a_consistent_state(corral: Corral)
     _nothing_left(corral)
 
 
-def test_rm_cleanup_still_happens_when_the_foreground_cli_is_killed(corral: Corral) -> None:
+def test_rm_cleanup_still_happens_when_the_foreground_cli_is_killed(corral: Corral, name: str) -> None:
     """A foreground `run --rm` cleans up itself while conmon's exit command waits for it; once
     that CLI is SIGKILLed, the exit command must do the cleanup when the program exits."""
-    proc = corral.popen("run", "--rm", "busybox", "sleep", "1", stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL)
+    proc = corral.popen("run", "--rm", "--name", name, "busybox", "sh", "-c", "echo up; sleep 1",
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
-    while "running" not in corral("ps", "--format", "{{.State}}").stdout:
+    while corral("logs", name, check=False).stdout != "up\n":  # the program runs
         assert time.monotonic() < deadline and proc.poll() is None
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)

@@ -265,12 +265,18 @@ class Containers:
             d = self.store.dir(rec.id)
             mounts.mount_all(self.images.rootfs_mounts(image, d / "upper", d / "work"), rootfs)
         network = networking.setup(self.paths, rec.id, rec.network)
+
+        def meanwhile() -> None:  # while conmon and the runtime create it: what comes next
+            runtime.preload()
+            if attach:
+                from corral.containers import attach as attaching  # noqa: F401
+
         try:
             pid, conmon_pid = monitor.launch(monitor.Launch(
                 container_id=rec.id, name=rec.name, bundle=bundle, runtime=runtime,
                 log_path=self.store.log_path(rec.id), exit_command=self._exit_command(rec.id, bundle),
                 tty=opts.tty, stdin=opts.interactive, keep_stdin=opts.detach or opts.tty,
-                log=opts.log_driver != "none"))
+                log=opts.log_driver != "none"), while_waiting=meanwhile)
         except monitor.CreateFailed as e:
             # conmon would now run the exit command, which waits for the lock we hold.
             with contextlib.suppress(ProcessLookupError):

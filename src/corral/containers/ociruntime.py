@@ -28,6 +28,11 @@ from corral.errors import CannotExecute, CommandNotFound, CorralError, InvalidAr
 
 DEFAULT = "corral-runtime"
 CONFIG_FILE = Path("/etc/corral/corral.toml")
+# What corral-runtime's forked verbs import (its verb modules and what they load lazily):
+# `preload` brings them in while the CLI waits anyway, so each forked verb starts with them.
+_VERB_MODULES = ("corral.runtime.cli", "corral.runtime.flags", "corral.runtime.verbs.start",
+                 "corral.runtime.verbs.kill", "corral.runtime.verbs.delete",
+                 "corral.runtime.container", "corral.runtime.lifecycle", "corral.runtime.cgroups")
 
 _NOT_FOUND = r"(?i)not found|no such file or directory"
 _CANNOT_EXEC = r"(?i)permission denied|operation not permitted|is a directory|exec format error"
@@ -57,6 +62,17 @@ class Runtime(NamedTuple):
         if check and code != 0:
             raise CorralError(f"{self.name} {args[0]}: {error_message(stderr)}")
         return code
+
+    def preload(self) -> None:
+        """Import what the forked verbs (start, kill, delete) need; call it while waiting."""
+        if not self.bundled:
+            return
+        import contextlib
+
+        for name in _VERB_MODULES:
+            # a module the runtime's layout no longer has: the child imports what it needs
+            with contextlib.suppress(ImportError):
+                __import__(name)
 
     def start(self, cid: str) -> None:
         self.run("start", cid)
