@@ -183,14 +183,15 @@ def _run(v: dict[str, Any], args: list[str]) -> int:
 def _run_attached(engine: Containers, rec: Record, opts: RunOptions, detach_keys: str | None,
                   sig_proxy: bool = True) -> int:
     """Foreground run: attach before the program starts, relay, wait, honour --rm."""
-    from corral.containers import attach, monitor
-
     try:
         rec, sock = engine.start(rec.id, attach=True)
     except BaseException:
         engine.remove(rec.id, force=True, volumes=True)
         raise
     assert sock is not None
+    # imported by now (start loads them while conmon creates the container)
+    from corral.containers import attach, monitor
+
     with sock:
         detached = attach.relay(sock, bundle=engine.store.bundle(rec.id), stdin=opts.interactive,
                                 tty=opts.tty, detach_keys=attach.parse_detach_keys(detach_keys),

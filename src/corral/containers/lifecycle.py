@@ -430,8 +430,15 @@ class Containers:
 
     def _teardown(self, rec: Record, runtime: ociruntime.Runtime) -> None:
         bundle = self.store.bundle(rec.id)
-        if bundle.exists():
-            runtime.delete(rec.id)
+        # The runtime forgets the container while the rootfs and the network come down.
+        deleting = runtime.delete(rec.id) if bundle.exists() else None
+        try:
+            mounts.unmount(self.store.rootfs(rec.id))
+            networking.teardown(self.paths, rec.id, rec.network)
+        finally:
+            if deleting is not None:
+                deleting.result(check=False)
+        if deleting is not None:
             conmon = rec.conmon_pid or monitor.conmon_pid(bundle)
             if monitor.alive(conmon) and monitor.exit_status(bundle) is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -440,8 +447,6 @@ class Containers:
         claim = self._claims.pop(rec.id, None)
         if claim is not None:  # the exit command waiting on it finds the bundle gone
             os.close(claim)
-        mounts.unmount(self.store.rootfs(rec.id))
-        networking.teardown(self.paths, rec.id, rec.network)
 
     def remove(self, ref: str, *, force: bool = False, volumes: bool = False) -> Record:
         with self.locked(ref) as rec:

@@ -49,19 +49,28 @@ class Runtime(NamedTuple):
 
     def run(self, *args: str, check: bool = True, timeout: float = 60) -> int:
         """Run one verb; its exit code (with `check`, a failure raises its one-line message)."""
-        if self.bundled and _single_threaded():
-            code, stderr = _call_forked(self.argv(*args)[1:], timeout)
-        else:
-            import subprocess  # not at import time: `ps` and `exec` load this module too
+        return self.begin(*args, timeout=timeout).result(check)
 
-            try:
-                proc = subprocess.run(self.argv(*args), capture_output=True, text=True, timeout=timeout)
-            except subprocess.TimeoutExpired:
-                raise CorralError(f"{self.name} {args[0]}: no answer after {timeout:g} s") from None
-            code, stderr = proc.returncode, proc.stderr
-        if check and code != 0:
-            raise CorralError(f"{self.name} {args[0]}: {error_message(stderr)}")
-        return code
+    def begin(self, *args: str, timeout: float = 60) -> Call:
+        """Start one verb and return at once; `Call.result()` waits for it. stdout goes to
+        /dev/null and stderr (the runtime's error line) into a pipe, whichever way it runs."""
+        argv = self.argv(*args)
+        read_end, write_end = os.pipe()
+        try:
+            if self.bundled and _single_threaded():
+                pid = _fork_main(argv[1:], write_end)
+            else:  # posix_spawn, not subprocess (~1 ms of imports): our fds are close-on-exec
+                pid = os.posix_spawn(self.path, argv, os.environ, file_actions=[
+                    (os.POSIX_SPAWN_DUP2, write_end, 2),
+                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                ])
+        except BaseException:
+            os.close(read_end)
+            raise
+        finally:
+            os.close(write_end)
+        return Call(f"{self.name} {args[0]}", pid, read_end, timeout)
 
     def preload(self) -> None:
         """Import what the forked verbs (start, kill, delete) need; call it while waiting."""
@@ -81,9 +90,10 @@ class Runtime(NamedTuple):
         """Send `signal`; False when the container is already gone."""
         return self.run("kill", *(["--all"] if all_processes else []), cid, signal, check=False) == 0
 
-    def delete(self, cid: str) -> None:
-        """Forget the container (force: kill what is left); a container it never knew is fine."""
-        self.run("delete", "--force", cid, check=False)
+    def delete(self, cid: str) -> Call:
+        """Start forgetting the container (force: kill what is left); `result(check=False)`
+        waits: a container it never knew is fine. The caller may work meanwhile."""
+        return self.begin("delete", "--force", cid)
 
     def pause(self, cid: str) -> None:
         self.run("pause", cid)
@@ -136,22 +146,49 @@ def _single_threaded() -> bool:
     return threading is None or threading.active_count() == 1
 
 
-def _call_forked(argv: list[str], timeout: float) -> tuple[int, str]:
-    """`corral-runtime <argv>` as `corral.runtime.cli.main(argv)` in a forked child: the same
-    verb, flags and state root as the launcher's, without a new interpreter and its imports.
-    The child's stderr (the runtime's error line) comes back through a pipe; stdout goes to
-    /dev/null, as the exec'd runtime's does."""
-    import select
+class Call(NamedTuple):
+    """A runtime verb under way: its process and the read end of its stderr."""
 
+    label: str
+    pid: int
+    stderr: int
+    timeout: float
+
+    def result(self, check: bool = True) -> int:
+        """Wait for the verb (killed after `timeout` seconds); its exit code."""
+        import select
+
+        deadline = time.monotonic() + self.timeout
+        chunks = []
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([self.stderr], [], [], left)[0]:
+                    os.kill(self.pid, 9)
+                    os.waitpid(self.pid, 0)
+                    raise CorralError(f"{self.label}: no answer after {self.timeout:g} s")
+                chunk = os.read(self.stderr, 65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        finally:
+            os.close(self.stderr)
+        code = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+        if check and code != 0:
+            raise CorralError(f"{self.label}: {error_message(b''.join(chunks).decode(errors='replace'))}")
+        return code
+
+
+def _fork_main(argv: list[str], stderr_fd: int) -> int:
+    """`corral-runtime <argv>` as `corral.runtime.cli.main(argv)` in a forked child: the same
+    verb, flags and state root as the launcher's, without a new interpreter and its imports."""
     sys.stdout.flush()  # else the child's buffers would repeat what the CLI has not flushed yet
     sys.stderr.flush()
-    read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - child
         code = 1
         try:
-            os.close(read_end)
-            _child_stdio(write_end)
+            _child_stdio(stderr_fd)
             from corral.runtime.cli import main
 
             code = main(argv)
@@ -163,24 +200,7 @@ def _call_forked(argv: list[str], timeout: float) -> tuple[int, str]:
             os.write(2, f"{type(e).__name__}: {e}\n".encode())
         finally:
             os._exit(code)
-    os.close(write_end)
-    chunks = []
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([read_end], [], [], left)[0]:
-                os.kill(pid, 9)
-                os.waitpid(pid, 0)
-                raise CorralError(f"corral-runtime {_verb(argv)}: no answer after {timeout:g} s")
-            chunk = os.read(read_end, 65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(read_end)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status), b"".join(chunks).decode(errors="replace")
+    return pid
 
 
 def _child_stdio(stderr_fd: int) -> None:
@@ -201,10 +221,6 @@ def _child_stdio(stderr_fd: int) -> None:
         handler = _signal.getsignal(signum)
         if callable(handler) and handler is not _signal.default_int_handler:
             _signal.signal(signum, _signal.SIG_DFL)
-
-
-def _verb(argv: list[str]) -> str:
-    return next((a for a in argv[2:] if not a.startswith("-")), "")
 
 
 def error_message(stderr: str) -> str:

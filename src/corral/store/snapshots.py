@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -99,6 +98,8 @@ class Driver:
             if self.exists(chain_id):
                 finish()
                 return self.info(chain_id)
+            import tempfile  # here, not at import: `corral run` looks snapshots up, never unpacks
+
             tmp = Path(tempfile.mkdtemp(dir=self.root, prefix=".tmp-"))
             try:
                 fs = tmp / "fs"
