@@ -34,6 +34,7 @@ VERBS = {
     "spec": "create a new specification file",
 }
 _MODULES = {"exec": "exec_", "list": "list_"}
+_MIGRATING = ("create", "run", "exec")  # they move a process into a cgroup: cgroups/warmup.py
 _VALUE_FLAGS = ("root", "log", "log-format", "criu", "rootless")
 _BOOL_FLAGS = ("debug", "systemd-cgroup", "help", "version")
 
@@ -119,13 +120,17 @@ def main(argv: list[str] | None = None) -> int:
                 "(use podman's cgroup_manager=cgroupfs, containerd's SystemdCgroup=false)"
             )
         ctx = Globals(root=str(flags.get("root", DEFAULT_ROOT)), log=log, systemd_cgroup=False)
+        if rest[1:2] in (["--help"], ["-h"]):
+            sys.stdout.write(f"corral-runtime {verb}: {VERBS[verb]}\n")
+            return 0
+        if verb in _MIGRATING:
+            from corral.runtime.cgroups import warmup
+
+            warmup.start()  # before the imports below: they overlap the kernel's wait
         # __import__ rather than importlib.import_module: importlib's package costs start-up time
         module = __import__(f"corral.runtime.verbs.{_MODULES.get(verb, verb)}", fromlist=["run"])
         from corral.runtime.flags import parse
 
-        if rest[1:2] in (["--help"], ["-h"]):
-            sys.stdout.write(f"corral-runtime {verb}: {VERBS[verb]}\n")
-            return 0
         code: int = module.run(parse(verb, module.FLAGS, module.ARGS, rest[1:]), ctx)
         return code
     except RuntimeFailure as e:
@@ -142,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
             log.debug(traceback.format_exc())
         log.error(f"{type(e).__name__}: {e}")
         return 1
+    finally:
+        started = sys.modules.get("corral.runtime.cgroups.warmup")
+        if started is not None:
+            started.finish()  # a no-op once the verb reaped the child after its migration
 
 
 if __name__ == "__main__":

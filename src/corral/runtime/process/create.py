@@ -187,7 +187,7 @@ def create(req: CreateRequest) -> Created:
 
 def _launch(req: CreateRequest, spec: Spec, container: Container, preserve_fds: int,
             cleanup: list[Any]) -> Created:
-    from corral.runtime.cgroups import open_manager
+    from corral.runtime.cgroups import open_manager, warmup
 
     manager = open_manager(spec.linux.cgroups_path, req.container_id)
     manager.create(spec.linux.resources)
@@ -216,6 +216,7 @@ def _launch(req: CreateRequest, spec: Spec, container: Container, preserve_fds: 
     init_pid = 0
     try:
         manager.add(pid)
+        warmup.finish()
         ours.send(protocol.CGROUP_JOINED)
         user = spec.linux.namespace("user")
         if user is not None and user.path is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+from corral.runtime.cgroups import warmup
 from corral.runtime.container import Container
 from corral.runtime.errors import RuntimeFailure, suppress
 from corral.runtime.linux import console, namespaces
@@ -116,6 +117,7 @@ def execute(container: Container, request: ExecRequest) -> tuple[int, int | None
         os.close(console_fd)
     try:
         manager.add(pid)
+        warmup.finish()
         ours.send(protocol.CGROUP_JOINED)
         process_pid = int(ours.expect(protocol.INIT_PID, "intermediate")["pid"])
         ours.send(protocol.PID_RECORDED)

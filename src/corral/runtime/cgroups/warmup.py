@@ -1,0 +1,65 @@
+"""Start the kernel's wait for a cgroup migration early, in a throwaway child.
+
+Moving a process into a cgroup (a write to cgroup.procs) takes the kernel's global
+cgroup_threadgroup_rwsem for writing. When no writer has held it for a while, that first write
+waits for an RCU grace period (rcu_sync), which on this kind of host is 8-20 ms: longer than
+everything else `create` does. A writer that comes during another writer's grace period, or
+shortly after it, waits only for what is left of it. So `create`, `run` and `exec` fork a child
+first thing, which writes "0" to the cgroup.procs of its own cgroup (a move to where it already
+is: it changes nothing), and the grace period runs while the runtime imports, parses the bundle
+and makes the container's cgroup; the runtime's own migration then finds the lock ready
+(measured: 8-11 ms -> under 1 ms). `finish()` reaps the child.
+
+The child only ever touches its own cgroup, and any failure (rootless, no cgroupfs) is silent:
+the runtime's real migration simply pays the wait itself.
+"""
+
+from __future__ import annotations
+
+import os
+
+_child: int | None = None
+
+
+def start() -> None:
+    """Fork the child that takes the migration lock once (see the module docstring)."""
+    global _child
+    if _child is not None or os.geteuid() != 0:
+        return
+    try:
+        pid = os.fork()
+    except OSError:
+        return
+    if pid == 0:  # the child: never returns
+        try:
+            _move_into_own_cgroup()
+        finally:
+            os._exit(0)
+    _child = pid
+
+
+def _move_into_own_cgroup() -> None:
+    from corral.runtime.cgroups.detect import detect
+
+    layout = detect()
+    hierarchy = layout.unified or (layout.v1[0] if layout.v1 else None)
+    if hierarchy is None:
+        return
+    path = os.path.join(hierarchy.directory(hierarchy.own), "cgroup.procs")
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, b"0")
+    finally:
+        os.close(fd)
+
+
+def finish() -> None:
+    """Reap the child, once the runtime's own migration is done (or on the way out)."""
+    global _child
+    if _child is None:
+        return
+    pid, _child = _child, None
+    try:  # noqa: SIM105 (contextlib stays off the verbs' path)
+        os.waitpid(pid, 0)
+    except ChildProcessError:  # reaped by someone else (a subreaper's wait for any child)
+        pass
