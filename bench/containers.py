@@ -135,6 +135,15 @@ def busybox_tar(tmp: Path) -> Path:
     return tar
 
 
+def wait_gone(marker: str, timeout: float = 10) -> None:
+    """Wait until no process has `marker` in its command line."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode != 0:
+            return
+        time.sleep(0.1)
+
+
 def unmount_under(top: Path) -> None:
     """Lazily unmount every mount at or below `top`, deepest first (`umount -R` needs `top`
     itself to be a mount point; podman's and dockerd's are below it)."""
@@ -159,6 +168,7 @@ def podman_engine(tmp: Path, tar: Path) -> Iterator[tuple[Engine, list[str]]]:
         yield e, []
     finally:
         e("rm", "-af", check=False)
+        wait_gone(str(tmp / "podman-root"))  # podman's exit commands (cleanup) mount it again
         unmount_under(tmp / "podman-root")  # podman bind-mounts its overlay dir privately
 
 

@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write `data` to `path` so that readers see the old file or the whole new one, never part."""
+def atomic_write(path: Path, data: bytes, mode: int = 0o644, *, durable: bool = True) -> None:
+    """Write `data` to `path` so that readers see the old file or the whole new one, never part;
+    `durable` also syncs it to disk before the rename (a crash then keeps the new file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # mkstemp's O_EXCL create, without tempfile's imports (random, weakref, shutil) on `corral run`
     tmp = path.parent / f".{path.name}.{os.urandom(6).hex()}"
@@ -19,7 +20,8 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:

@@ -185,7 +185,7 @@ class Containers:
         d = self.store.dir(rec.id)
         rootfs = self.store.rootfs(rec.id)
         d.mkdir(parents=True, exist_ok=True)
-        mounts.mount_all(self.images.rootfs_mounts(image, d / "upper", d / "work"), rootfs)
+        self._mount_rootfs(rec, image)
         cfg = image.config.get("config") or {}
         plan = networking.prepare(self.paths, rec.id, rec.name, opts, cfg)
         etc = plan.etc_files
@@ -194,9 +194,24 @@ class Containers:
         spec = specgen.build(opts, specgen.BundleInputs(
             container_id=rec.id, rootfs=rootfs, image_config=cfg, mounts=oci_mounts,
             etc_files=etc, netns=plan.netns))
-        fsutil.atomic_write(d / "config.json", json.dumps(spec).encode())
+        # A --rm container's files go with it: no fsync (one costs ms on a busy disk).
+        fsutil.atomic_write(d / "config.json", json.dumps(spec).encode(), durable=not opts.remove)
         return self.store.update(rec, state="created", options=opts.to_json(),
                                  args=tuple(spec["process"]["args"]))
+
+    def _mount_rootfs(self, rec: Record, image: Image | None = None) -> None:
+        """Mount the container's rootfs: the image's layers under the container's upper dir.
+        A --rm container's upper dir is thrown away at exit, so its overlay is `volatile`: no
+        sync of the whole upper filesystem at unmount (ms, many on a busy disk)."""
+        d = self.store.dir(rec.id)
+        described = self.images.rootfs_mounts(image or self.images.get(rec.image_id),
+                                              d / "upper", d / "work")
+        if rec.options.get("remove"):
+            # a volatile mount leaves this marker, which refuses every later mount of the dirs
+            shutil.rmtree(d / "work" / "work" / "incompat", ignore_errors=True)
+            described = [m._replace(options=(*m.options, "volatile")) if m.type == "overlay" else m
+                         for m in described]
+        mounts.mount_all(described, self.store.rootfs(rec.id))
 
     def _user_mounts(self, opts: RunOptions, image_cfg: Mapping[str, Any],
                      rootfs: Path) -> tuple[tuple[MountSpec, ...], list[dict[str, Any]]]:
@@ -261,9 +276,7 @@ class Containers:
             self._claims[rec.id] = _claim(bundle)
         (bundle / "config.json").symlink_to(self.store.dir(rec.id) / "config.json")
         if not mounts.is_mounted(rootfs):
-            image = self.images.get(rec.image_id)
-            d = self.store.dir(rec.id)
-            mounts.mount_all(self.images.rootfs_mounts(image, d / "upper", d / "work"), rootfs)
+            self._mount_rootfs(rec)
         network = networking.setup(self.paths, rec.id, rec.network)
 
         def meanwhile() -> None:  # while conmon and the runtime create it: what comes next
@@ -502,9 +515,7 @@ class Containers:
             yield rootfs
             return
         with self.store.locked(rec.id):
-            d = self.store.dir(rec.id)
-            image = self.images.get(rec.image_id)
-            mounts.mount_all(self.images.rootfs_mounts(image, d / "upper", d / "work"), rootfs)
+            self._mount_rootfs(rec)
             try:
                 yield rootfs
             finally:
