@@ -12,6 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from corral.runtime.cgroups import open_manager
 from tests.conftest import corral_bin
 from tests.runtime.corral_bundle import Bundle, Runtime, new_id
 
@@ -146,13 +147,54 @@ def test_delete_of_a_created_container_kills_its_init(runtime: Runtime, bundle: 
     assert not (runtime.root / cid).exists()
 
 
+def test_delete_of_a_stopped_container_kills_what_its_init_left(
+        runtime: Runtime, bundle: Bundle) -> None:
+    # Without a pid namespace a background process outlives the init: delete's one-rmdir path
+    # finds the cgroup busy and falls back to killing what is inside.
+    bundle.config["linux"]["namespaces"] = [
+        ns for ns in bundle.config["linux"]["namespaces"] if ns["type"] != "pid"]
+    bundle.shell("sleep 60 & exit 0").write()
+    cid = new_id()
+    runtime("create", "-b", str(bundle.path), cid, check=True)
+    procs = Path(open_manager(None, cid).paths["pids"], "cgroup.procs")
+    runtime("start", cid, check=True)
+    _wait_for_status(runtime, cid, "stopped")
+    deadline = time.monotonic() + 10
+    while not procs.read_text().split():
+        assert time.monotonic() < deadline, "the background sleep never showed in the cgroup"
+        time.sleep(0.02)
+    left = [int(pid) for pid in procs.read_text().split()]
+    runtime("delete", cid, check=True)
+    assert not procs.parent.exists()
+    assert not any(Path(f"/proc/{pid}/cmdline").exists() and
+                   Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"sleep") for pid in left)
+
+
+def test_delete_removes_only_cgroups(runtime: Runtime, bundle: Bundle, tmp_path: Path) -> None:
+    """A state file naming a plain (empty) directory as a cgroup does not get it removed."""
+    bundle.args("true").write()
+    cid = new_id()
+    runtime("run", "--keep", "-b", str(bundle.path), cid, check=True)
+    state_file = runtime.root / cid / "state.json"
+    state = json.loads(state_file.read_text())
+    real = state["cgroup_paths"]["pids"]
+    plain = tmp_path / "not-a-cgroup"
+    plain.mkdir()
+    state["cgroup_paths"]["pids"] = str(plain)
+    state_file.write_text(json.dumps(state))
+    assert "not inside a mounted cgroup hierarchy" in runtime("delete", cid).stderr
+    assert plain.is_dir()
+    state["cgroup_paths"]["pids"] = real
+    state_file.write_text(json.dumps(state))
+    runtime("delete", cid, check=True)
+    assert not Path(real).exists()
+
+
 def test_update_changes_pids_limit(runtime: Runtime, bundle: Bundle) -> None:
     bundle.args("sleep", "60").write()
     cid = new_id()
     runtime("run", "-d", "-b", str(bundle.path), cid, check=True)
     runtime("update", "--pids-limit", "7", cid, check=True)
-    from corral.runtime.cgroups import open_manager
-
     pids_dir = open_manager(None, cid).paths["pids"]
     assert Path(pids_dir, "pids.max").read_text().strip() == "7"
 

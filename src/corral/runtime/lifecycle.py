@@ -6,6 +6,7 @@ import os
 import select
 import time
 
+from corral.runtime.cgroups.common import remove_if_empty
 from corral.runtime.container import Container, Status, process_start_time
 from corral.runtime.errors import InvalidState, RuntimeFailure
 from corral.runtime.linux.signals import SIGKILL
@@ -109,11 +110,14 @@ def delete(container: Container, *, force: bool, log: Logger) -> None:
     if not status.can_delete() and not force:
         raise InvalidState(f"cannot delete container {container.id} that is not stopped: "
                            f"{status.value}")
-    manager = container.cgroup()
-    if status is not Status.STOPPED:
-        manager.kill_all()
-        signal_quietly(state.pid, SIGKILL)
-        wait_gone(state.pid, state.start_time)
-    manager.destroy(kill_leftovers=True)
+    if status is Status.STOPPED and remove_if_empty(state.cgroup_paths.values()):
+        pass  # nothing was left in the cgroup: no Manager, no look at the host's layout
+    else:
+        manager = container.cgroup()
+        if status is not Status.STOPPED:
+            manager.kill_all()
+            signal_quietly(state.pid, SIGKILL)
+            wait_gone(state.pid, state.start_time)
+        manager.destroy(kill_leftovers=True)
     container.remove_dir()
     _run_hooks(container, "poststop", Status.STOPPED, log)

@@ -10,7 +10,7 @@ from corral.runtime.errors import RuntimeFailure, suppress
 
 TYPE_CHECKING = False  # typing costs milliseconds (it imports re) on every start
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
     from typing import Any
 
 
@@ -101,6 +101,28 @@ def remove_tree(directory: str) -> None:
     for current, _dirs, _files in sorted(os.walk(directory), key=lambda t: -len(t[0])):
         with suppress(FileNotFoundError):
             os.rmdir(current)
+
+
+def remove_if_empty(directories: Iterable[str]) -> bool:
+    """rmdir each cgroup directory that is there; False as soon as one is busy (processes or
+    child cgroups left) or refuses, for the caller to fall back to the Manager's teardown.
+
+    This is `delete`'s path for a stopped container, whose cgroup is empty unless its init left
+    processes behind: one rmdir per hierarchy, as runc, without reading the host's layout. Only
+    directories holding a cgroup.procs are removed (a plain directory never does and a cgroup
+    always does): any other path from a state file is left to the Manager, which refuses it."""
+    for directory in directories:
+        if not os.path.exists(os.path.join(directory, "cgroup.procs")):
+            if os.path.lexists(directory):
+                return False
+            continue
+        try:
+            os.rmdir(directory)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return False
+    return True
 
 
 def given(value: Any) -> bool:
