@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import NamedTuple
+
+from corral.records import NamedTuple
 
 
 class Paths(NamedTuple):  # a NamedTuple, not a dataclass: `dataclasses` costs ~8 ms at startup

@@ -9,7 +9,9 @@ A command's flags are data (`Flag`), so `--help` is generated from the same tabl
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
+
+from corral.records import NamedTuple
 
 
 class UsageError(Exception):

@@ -22,10 +22,10 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NamedTuple
 
 from corral.containers.ociruntime import Runtime
 from corral.errors import CorralError
+from corral.records import NamedTuple
 
 CONMON = "/usr/bin/conmon"
 _SYNC_FD = 3  # conmon's sync pipe, as fd 3 in conmon (_OCI_SYNCPIPE)

@@ -15,11 +15,12 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from corral.config import Paths
 from corral.containers.options import RunOptions
 from corral.network import loopback
+from corral.records import NamedTuple
 
 if TYPE_CHECKING:
     import sqlite3

@@ -22,9 +22,10 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from corral.errors import CannotExecute, CommandNotFound, CorralError, InvalidArgument
+from corral.records import NamedTuple
 
 DEFAULT = "corral-runtime"
 CONFIG_FILE = Path("/etc/corral/corral.toml")

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
-from typing import NamedTuple
 
 from corral.containers import monitor
 from corral.containers.store import Record, Store, now
 from corral.errors import Conflict
+from corral.records import NamedTuple
 
 
 class Status(enum.Enum):

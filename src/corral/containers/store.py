@@ -32,11 +32,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from corral import db
 from corral.config import Paths
 from corral.errors import AlreadyExists, NotFound
+from corral.records import NamedTuple
 
 MIGRATIONS = [
     """

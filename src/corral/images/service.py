@@ -15,12 +15,13 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, NamedTuple
+from typing import IO, TYPE_CHECKING, Any
 
 from corral import db
 from corral.config import Paths
 from corral.errors import Conflict, InvalidArgument, NotFound
 from corral.images import reference
+from corral.records import NamedTuple
 from corral.store import schema
 
 if TYPE_CHECKING:

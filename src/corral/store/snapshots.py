@@ -18,9 +18,10 @@ import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from corral.errors import CorralError, InvalidArgument
+from corral.records import NamedTuple
 from corral.store.locks import StoreLocks
 
 if TYPE_CHECKING:  # the extractor is imported where a layer is unpacked, not by `corral run`
