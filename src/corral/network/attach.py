@@ -331,15 +331,13 @@ def rename(conn: sqlite3.Connection, paths: Paths, container_id: str, name: str)
     row = schema.container(conn, container_id)
     if row is None or row["name"] == name:
         return
+    live = None if row["live"] is None else {**_json(row["live"]), "container_name": name}
     with schema.transaction(conn):
         schema.set_name(conn, container_id, name)
-        if row["live"] is not None:
-            live = _json(row["live"])
-            live["container_name"] = name
+        if live is not None:
             schema.set_live(conn, container_id, live)
-    if row["live"] is not None:
-        dns_networks = [e.network.id for e in endpoints(conn, container_id) if e.network.dns]
-        netavark.rename_dns_entries(networks.backend_dir(paths), dns_networks, container_id, name)
+    if live is not None:
+        netavark.rename_dns_entries(networks.backend_dir(paths), live)
 
 
 # --- connect / disconnect ---------------------------------------------------------------------

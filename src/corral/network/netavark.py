@@ -122,6 +122,7 @@ class PendingSetup:
 
     def __init__(self, config_dir: Path, netns_path: Path, options: dict[str, Any]) -> None:
         self._args = (config_dir, netns_path, options)
+        self._dns_before = _dns_sockets(_dns_listeners(options))
         self._call = _Call(config_dir, "setup", netns_path, options)
 
     def wait(self) -> dict[str, Any]:
@@ -135,8 +136,7 @@ class PendingSetup:
             raise
         for info in options["network_info"].values():
             _hairpin(info["network_interface"])
-        _wait_for_dns([info["subnets"][0]["gateway"] for info in options["network_info"].values()
-                       if info["dns_enabled"]])
+        _wait_for_dns_reload(self._dns_before)
         return status
 
 
@@ -145,20 +145,39 @@ def setup(config_dir: Path, netns_path: Path, options: dict[str, Any]) -> dict[s
     return PendingSetup(config_dir, netns_path, options).wait()
 
 
-def _wait_for_dns(gateways: list[str], timeout_s: float = 2.0) -> None:
-    """Wait until aardvark-dns answers on each gateway: netavark returns once it has signalled
-    aardvark to load a new network, before aardvark has bound the address."""
-    if not gateways:
-        return
-    wanted = {f"{int.from_bytes(bytes(map(int, g.split('.'))), 'little'):08X}:0035"
-              for g in gateways}
-    deadline = time.monotonic() + timeout_s
-    while True:
-        with open("/proc/net/udp") as f:
-            bound = {line.split()[1] for line in f.readlines()[1:]}
-        if wanted <= bound or time.monotonic() > deadline:
+def _dns_listeners(options: dict[str, Any]) -> list[str]:
+    """aardvark-dns's listening addresses for these networks, spelt as /proc/net/udp does."""
+    return [f"{int.from_bytes(bytes(map(int, gateway.split('.'))), 'little'):08X}:0035"
+            for gateway in (info["subnets"][0]["gateway"]
+                            for info in options["network_info"].values() if info["dns_enabled"])]
+
+
+def _dns_sockets(listeners: list[str]) -> dict[str, str | None]:
+    """The inode of the UDP socket bound to each listener address, or None."""
+    if not listeners:
+        return {}
+    with open("/proc/net/udp") as f:
+        bound = {fields[1]: fields[9] for fields in map(str.split, f.readlines()[1:])}
+    return {address: bound.get(address) for address in listeners}
+
+
+def _wait_for_dns_reload(before: dict[str, str | None], *, bound: bool = True) -> None:
+    """Wait until aardvark-dns has reloaded after netavark signalled it.
+
+    netavark returns once it has sent aardvark SIGHUP; aardvark 1.4 then closes and binds again
+    every listener, and a query in between is refused. A container started (or a command
+    returning) before that rebind would see "connection refused" for a name that is there. So
+    wait for each listener's socket to be another one than before the call, and after a setup
+    to be bound: up to 2 s for a first start of aardvark, 0.25 s for a rebind (an aardvark that
+    reloads without rebinding then costs little)."""
+    waiting = {a for a, inode in before.items() if inode is not None or bound}
+    deadline = time.monotonic() + (2.0 if None in before.values() else 0.25)
+    while waiting:
+        now = _dns_sockets(sorted(waiting))
+        waiting = {a for a in waiting if now[a] == before[a] or (bound and now[a] is None)}
+        if not waiting or time.monotonic() > deadline:
             return
-        time.sleep(0.005)
+        time.sleep(0.002)
 
 
 def _hairpin(bridge: str) -> None:
@@ -175,13 +194,16 @@ def _hairpin(bridge: str) -> None:
 
 def teardown(config_dir: Path, netns_path: Path | None, options: dict[str, Any]) -> None:
     """Undo `setup`; idempotent, and complete even when the namespace or interfaces are gone."""
+    before = _dns_sockets(_dns_listeners(options))
     if netns_path is not None and netns.exists(netns_path):
         try:
             _run(config_dir, "teardown", netns_path, options)
+            _wait_for_dns_reload(before, bound=False)
             return
         except BackendError:
             pass
     replay_teardown(config_dir, options)
+    _wait_for_dns_reload(before, bound=False)
 
 
 def replay_teardown(config_dir: Path, options: dict[str, Any]) -> None:
@@ -215,15 +237,18 @@ def replay_teardown(config_dir: Path, options: dict[str, Any]) -> None:
     raise error
 
 
-def rename_dns_entries(config_dir: Path, network_ids: Sequence[str], container_id: str,
-                       name: str) -> None:
-    """Make aardvark-dns answer for a running container's new name (Docker's rename does; netavark
-    has no verb for it). An entry reads `<id> <ipv4> <ipv6> <name>,<alias>... [<dns servers>]`:
-    its first name is replaced in place, under the file's lock, then aardvark reloads on SIGHUP."""
+def rename_dns_entries(config_dir: Path, options: dict[str, Any]) -> None:
+    """Make aardvark-dns answer for `options["container_name"]`, a running container's new name
+    (Docker's rename does; netavark has no verb for it). An entry reads
+    `<id> <ipv4> <ipv6> <name>,<alias>... [<dns servers>]`: its first name is replaced in place,
+    under the file's lock, then aardvark reloads on SIGHUP."""
     import fcntl
 
+    container_id, name = options["container_id"], options["container_name"]
     changed = False
-    for network_id in network_ids:
+    for network_id, info in options["network_info"].items():
+        if not info["dns_enabled"]:
+            continue
         try:
             f = open(config_dir / "aardvark-dns" / network_id, "r+")  # noqa: SIM115 (locked below)
         except FileNotFoundError:
@@ -241,8 +266,10 @@ def rename_dns_entries(config_dir: Path, network_ids: Sequence[str], container_i
             f.write("\n".join(lines))
             f.truncate()
     if changed:
+        before = _dns_sockets(_dns_listeners(options))
         with contextlib.suppress(OSError, ValueError):
             os.kill(int((config_dir / "aardvark-dns" / "aardvark.pid").read_text()), 1)
+            _wait_for_dns_reload(before)
 
 
 def leftovers(config_dir: Path, options: dict[str, Any]) -> list[str]:
