@@ -20,7 +20,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -354,9 +354,7 @@ class Containers:
                     self._wait_dead(rec, 10)
                 observed = self.observe(rec)
             if rec.state in ("running", "paused") and not observed.alive:
-                rec = self._finish(rec, observed)
-                if rec.options.get("remove"):
-                    self._destroy(rec, anonymous_volumes=True)
+                rec = self._finish(rec, observed, remove=bool(rec.options.get("remove")))
             return rec
 
     def _wait_dead(self, rec: Record, timeout: float) -> bool:
@@ -428,26 +426,30 @@ class Containers:
             observed = self.observe(rec)
             if observed.alive:
                 return
-            rec = self._finish(rec, observed)
-            if rec.options.get("remove"):
-                self._destroy(rec, anonymous_volumes=True)
+            self._finish(rec, observed, remove=bool(rec.options.get("remove")))
 
-    def _finish(self, rec: Record, observed: Observed) -> Record:
+    def _finish(self, rec: Record, observed: Observed, *, remove: bool = False) -> Record:
         """Record the exit (first: readers must never see a half-torn-down running container),
-        then take down what the running container held."""
+        then take down what the running container held; with `remove` (--rm) the container
+        is forgotten meanwhile, while the runtime deletes its state and cgroups."""
         rec = self.store.update(rec, state="exited", exit_code=observed.exit_code,
                                 oom_killed=observed.oom_killed, error=observed.error,
                                 finished_at=observed.finished_at or now())
-        self._teardown(rec, ociruntime.find(rec.runtime, self.paths.runroot))
+        self._teardown(rec, ociruntime.find(rec.runtime, self.paths.runroot),
+                       meanwhile=(lambda: self._forget(rec, anonymous_volumes=True)) if remove else None)
         return rec
 
-    def _teardown(self, rec: Record, runtime: ociruntime.Runtime) -> None:
+    def _teardown(self, rec: Record, runtime: ociruntime.Runtime,
+                  meanwhile: Callable[[], None] | None = None) -> None:
+        """Take down what a started container held; `meanwhile` runs while the runtime
+        deletes the container (its cgroups: ms of kernel time) in a child process."""
         bundle = self.store.bundle(rec.id)
-        # The runtime forgets the container while the rootfs and the network come down.
         deleting = runtime.delete(rec.id) if bundle.exists() else None
         try:
             mounts.unmount(self.store.rootfs(rec.id))
             networking.teardown(self.paths, rec.id, rec.network)
+            if meanwhile is not None:
+                meanwhile()
         finally:
             if deleting is not None:
                 deleting.result(check=False)
@@ -481,6 +483,10 @@ class Containers:
         """Remove every trace of the container; safe on a half-made one."""
         with contextlib.suppress(CorralError):
             self._teardown(rec, ociruntime.find(rec.runtime, self.paths.runroot))
+        self._forget(rec, anonymous_volumes=anonymous_volumes)
+
+    def _forget(self, rec: Record, *, anonymous_volumes: bool) -> None:
+        """The container's record, files, network and (anonymous) volumes: gone."""
         networking.release(self.paths, rec.id, rec.network)
         _discard(self.store.dir(rec.id), self.paths.root / "trash")
         self.store.delete(rec.id)
