@@ -98,6 +98,17 @@ def test_failure_inside_init_leaves_nothing(runtime: Runtime, bundle: Bundle) ->
     assert leftovers(runtime, cid) == []
 
 
+def test_a_limit_the_kernel_refuses_leaves_nothing(runtime: Runtime, bundle: Bundle) -> None:
+    # create makes the cgroup after it forked the intermediate and init: they must go too
+    bundle.config["linux"].setdefault("resources", {})["cpu"] = {"cpus": "0-4095"}
+    bundle.args("sleep", "60").write()
+    cid = new_id()
+    out = runtime("create", "-b", str(bundle.path), cid)
+    assert out.returncode == 1
+    assert "cpuset.cpus" in out.stderr
+    assert leftovers(runtime, cid) == []
+
+
 @pytest.mark.parametrize("verb", ["state", "start", "kill", "delete", "pause", "resume", "ps",
                                   "exec"])
 def test_unknown_id(runtime: Runtime, verb: str) -> None:

@@ -6,10 +6,8 @@ import os
 import select
 import time
 
-from corral.runtime.cgroups.common import remove_if_empty
 from corral.runtime.container import Container, Status, process_start_time
 from corral.runtime.errors import InvalidState, RuntimeFailure
-from corral.runtime.linux.signals import SIGKILL
 from corral.runtime.log import Logger
 
 
@@ -102,6 +100,9 @@ def wait_gone(pid: int, start_time: int, timeout: float = 10.0) -> None:
 
 def delete(container: Container, *, force: bool, log: Logger) -> None:
     """Remove a stopped (or created) container; with force, kill it first."""
+    from corral.runtime.cgroups.common import remove_if_empty  # here: `start` needs neither
+    from corral.runtime.linux.signals import SIGKILL
+
     status = container.status()
     state = container.state
     if state is None:  # create died before writing state.json

@@ -458,6 +458,14 @@ def check_hooks(spec: Spec) -> None:
                 raise _bad(f"hooks.{kind}", f"hook path {h.path!r} must be absolute")
 
 
+def check_resources(spec: Spec) -> None:
+    """Delegated to the cgroups package (create makes the cgroup only after it forks)."""
+    if spec.linux.resources is not None:
+        from corral.runtime.cgroups import validate
+
+        validate.check(spec.linux.resources)
+
+
 def check_security(spec: Spec) -> None:
     """Delegated to the modules that own seccomp and capabilities."""
     if spec.linux.seccomp is not None:
@@ -473,7 +481,7 @@ def check_security(spec: Spec) -> None:
 CHECKS: tuple[Check, ...] = (
     check_root, check_process, check_namespaces, check_id_mappings, check_mounts,
     check_rootfs_propagation, check_rlimits, check_sysctl, check_devices, check_hooks,
-    check_security,
+    check_resources, check_security,
 )
 
 

@@ -92,6 +92,19 @@ class Manager:
 
     # ---------------------------------------------------------------- lifecycle
 
+    def leave_out_unwritable(self) -> None:
+        """runc's rootless rule, applied before anything is made (mount_sources() depends on
+        it): a hierarchy where this runtime may not make the container's cgroup is left out; a
+        limit that needs it then fails in create(), naming the controller. Real root keeps all."""
+        if not _rootless():
+            return
+        for key, directory in list(self.paths.items()):
+            existing = directory
+            while not os.path.isdir(existing):
+                existing = os.path.dirname(existing)
+            if existing != directory and not os.access(existing, os.W_OK | os.X_OK):
+                del self.paths[key]
+
     def create(self, resources: Mapping[str, Any] | None) -> None:
         """mkdir the cgroup in every hierarchy and set the limits; undo everything on failure."""
         validate.check(resources)
@@ -103,9 +116,7 @@ class Manager:
                 except PermissionError:
                     if not _rootless():
                         raise
-                    # runc's rootless rule: a hierarchy we may not write is left out; a limit
-                    # that needs it fails below, naming the controller.
-                    del self.paths[key]
+                    del self.paths[key]  # as leave_out_unwritable(), which access() misjudged
                     continue
                 if top is not None:
                     created.append(top)

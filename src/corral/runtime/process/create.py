@@ -1,9 +1,12 @@
 """Making a container: the main and intermediate columns of protocol.py.
 
-main validates the bundle, claims the state directory, makes the cgroup and exec.fifo, forks the
-intermediate (namespaces; fork into the pid namespace) and answers its requests until init is
-READY; then it records state.json. On any failure it undoes everything: no state directory,
-cgroup, mount or process is left behind.
+main validates the bundle, claims the state directory, makes exec.fifo, forks the intermediate
+(namespaces; fork into the pid namespace), makes the cgroup and moves init into it, and answers
+requests until init is READY; then it records state.json. The cgroup comes after the fork
+because its mkdir and the move wait for the kernel's grace period (cgroups/warmup.py): the
+intermediate and init set up the namespaces and most of the root meanwhile, and init waits for
+PID_RECORDED before anything that needs the cgroup (init.py's CgroupGate). On any failure main
+undoes everything: no state directory, cgroup, mount or process is left behind.
 """
 
 from __future__ import annotations
@@ -111,9 +114,9 @@ def _pass_notify_fd(spec: Spec, sock_fd: int, state: dict[str, Any]) -> None:
 
 
 def _intermediate(channel: protocol.Channel, spec: Spec, opts: init.InitOptions) -> NoReturn:
-    """Join and make the namespaces, then fork init into them (pid namespace)."""
+    """Join and make the namespaces, then fork init into them (pid namespace). A new cgroup
+    namespace is init's to make, once it is in its cgroup."""
     try:
-        channel.expect(protocol.CGROUP_JOINED, "runtime")
         for ns in namespaces.ordered(spec.linux.namespaces):
             if ns.path is not None:
                 namespaces.join(ns.type, ns.path)
@@ -127,7 +130,7 @@ def _intermediate(channel: protocol.Channel, spec: Spec, opts: init.InitOptions)
         if user is not None:
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
-        flags = namespaces.new_flags(spec.linux.namespaces, exclude=("user",))
+        flags = namespaces.new_flags(spec.linux.namespaces, exclude=("user", "cgroup"))
         if flags:
             from corral.runtime.linux import syscalls
 
@@ -152,6 +155,15 @@ def _stop(pid: int) -> None:
         return
     while process_start_time(pid) is not None:
         time.sleep(0.002)
+
+
+def _abandon(channel: protocol.Channel) -> None:
+    """main failed before it recorded init's pid: hang up (the intermediate and init read
+    end-of-file and exit) and stop init if the intermediate had forked it."""
+    channel.close_writer()
+    while (message := channel.receive()) is not None:
+        if message["type"] == protocol.INIT_PID:
+            _stop(int(message["pid"]))
 
 
 def _hook_state(container_id: str, spec: Spec, bundle: str, pid: int) -> dict[str, Any]:
@@ -190,8 +202,7 @@ def _launch(req: CreateRequest, spec: Spec, container: Container, preserve_fds: 
     from corral.runtime.cgroups import open_manager, warmup
 
     manager = open_manager(spec.linux.cgroups_path, req.container_id)
-    manager.create(spec.linux.resources)
-    cleanup.append(lambda: manager.destroy(kill_leftovers=True))
+    manager.leave_out_unwritable()  # before mount_sources, which init gets at the fork
     fifo_fd = _fifo(container, spec)
     console_fd, console_keep = _console_fds(spec, req)
     assert spec.process is not None
@@ -215,9 +226,6 @@ def _launch(req: CreateRequest, spec: Spec, container: Container, preserve_fds: 
             os.close(fd)
     init_pid = 0
     try:
-        manager.add(pid)
-        warmup.finish()
-        ours.send(protocol.CGROUP_JOINED)
         user = spec.linux.namespace("user")
         if user is not None and user.path is None:
             ours.expect(protocol.MAP_IDS, "intermediate")
@@ -226,8 +234,12 @@ def _launch(req: CreateRequest, spec: Spec, container: Container, preserve_fds: 
             except OSError as e:
                 raise RuntimeFailure(f"writing uid/gid maps: {protocol.describe(e)}") from None
             ours.send(protocol.IDS_MAPPED)
+        manager.create(spec.linux.resources)
+        cleanup.append(lambda: manager.destroy(kill_leftovers=True))
         init_pid = int(ours.expect(protocol.INIT_PID, "intermediate")["pid"])
         cleanup.append(lambda: _stop(init_pid))
+        manager.add(init_pid)
+        warmup.finish()
         ours.send(protocol.PID_RECORDED)
         state = _hook_state(req.container_id, spec, req.bundle, init_pid)
         ours.expect(protocol.RUN_HOOKS, "init")
@@ -237,6 +249,10 @@ def _launch(req: CreateRequest, spec: Spec, container: Container, preserve_fds: 
         ours.expect(protocol.READY, "init")
         if notify_keep is not None:
             _pass_notify_fd(spec, notify_keep, state)
+    except BaseException:
+        if not init_pid:
+            _abandon(ours)
+        raise
     finally:
         ours.close()
         with suppress(ChildProcessError):

@@ -30,10 +30,31 @@ class InitOptions:
     cgroup_mounts: tuple[tuple[str, str, str], ...]  # the cgroups Manager's mount_sources()
 
 
-def _cgroup_mounter(sources: tuple[tuple[str, str, str], ...]) -> Any:
+class CgroupGate:
+    """init's wait for main to make its cgroup and move it in (PID_RECORDED), passed once,
+    before the first thing that needs the cgroup: a cgroup mount, a new cgroup namespace (its
+    root is the cgroup init is in when it unshares), at the latest before the hooks."""
+
+    def __init__(self, channel: protocol.Channel, spec: Spec) -> None:
+        self.channel = channel
+        cgroupns = spec.linux.namespace("cgroup")
+        self.new_cgroupns = cgroupns is not None and cgroupns.path is None
+        self.passed = False
+
+    def wait(self) -> None:
+        if self.passed:
+            return
+        self.channel.expect(protocol.PID_RECORDED, "runtime")
+        if self.new_cgroupns:
+            sc.unshare(sc.CLONE_NEWCGROUP)
+        self.passed = True
+
+
+def _cgroup_mounter(sources: tuple[tuple[str, str, str], ...], gate: CgroupGate) -> Any:
     """Mount `type: cgroup` as the cgroups Manager described it for this host's layout."""
 
     def mount_cgroup(m: Mount, opts: mounts.Options, rootfd: int) -> None:
+        gate.wait()
         flags = opts.flags
         base = m.destination.rstrip("/")
         for fstype, source, target in sources:
@@ -69,14 +90,14 @@ def _cgroup_mounter(sources: tuple[tuple[str, str, str], ...]) -> Any:
     return mount_cgroup
 
 
-def _build_root(spec: Spec, opts: InitOptions) -> None:
+def _build_root(spec: Spec, opts: InitOptions, gate: CgroupGate) -> None:
     """Everything done while the host's filesystem is still visible (before pivot_root)."""
     assert spec.process is not None
     in_userns = spec.linux.namespace("user") is not None
     rootfd = rootfs.prepare(spec.root.path, spec.linux.rootfs_propagation)
     try:
         mounts.mount_all(spec.mounts, rootfd, in_userns=in_userns,
-                         cgroup_mount=_cgroup_mounter(opts.cgroup_mounts))
+                         cgroup_mount=_cgroup_mounter(opts.cgroup_mounts, gate))
         dev_bound = any(m.destination.rstrip("/") == "/dev" and mounts.is_bind(m)
                         for m in spec.mounts)
         devices.create(rootfd, spec.linux.devices, in_userns=in_userns,
@@ -120,11 +141,12 @@ def _finish_root(spec: Spec, opts: InitOptions) -> int | None:
 def _setup(channel: protocol.Channel, spec: Spec,
            opts: InitOptions) -> tuple[become.Program, dict[str, Any]]:
     assert spec.process is not None
-    channel.expect(protocol.PID_RECORDED, "runtime")
     if spec.process.oom_score_adj is not None:
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write(str(spec.process.oom_score_adj))
-    _build_root(spec, opts)
+    gate = CgroupGate(channel, spec)
+    _build_root(spec, opts, gate)
+    gate.wait()
     channel.send(protocol.RUN_HOOKS)
     state = channel.expect(protocol.HOOKS_DONE, "runtime")["state"]
     hooks.run("createContainer", spec.hooks, state)

@@ -4,18 +4,18 @@ create/run (`process/create.py` main side, `process/init.py` init side):
 
     main                          intermediate                       init
      |--fork------------------------->|
-     | cgroup.add(intermediate)       |
-     |---- CGROUP_JOINED ------------>|
      |                                | setns(joined namespaces, user first)
      |                                | unshare(CLONE_NEWUSER)      [new user namespace]
      |<--- MAP_IDS -------------------|
      | write uid_map/gid_map          |
      |---- IDS_MAPPED --------------->| setresuid(0)
-     |                                | unshare(the other new namespaces)
-     |                                |--fork (pid namespace) -------->|
-     |<--- INIT_PID {pid} ------------|                                 |
-     | waitpid(intermediate)          exit                              |
-     |---- PID_RECORDED ----------------------------------------------->| rootfs, mounts, /dev
+     |                                | unshare(the other new namespaces but cgroup)
+     | mkdir the cgroup, limits       |--fork (pid namespace) -------->|
+     |<--- INIT_PID {pid} ------------|                                 | rootfs, mounts, up to
+     | cgroup.add(init)               exit                              | the first cgroup mount
+     |---- PID_RECORDED ----------------------------------------------->| unshare(CLONE_NEWCGROUP)
+     |                                                                  | the rest of the mounts,
+     |                                                                  | /dev
      |<--- RUN_HOOKS ---------------------------------------------------|
      | prestart, createRuntime hooks                                    |
      |---- HOOKS_DONE ------------------------------------------------->| createContainer hooks,
@@ -25,9 +25,15 @@ create/run (`process/create.py` main side, `process/init.py` init side):
      | state.json, pid file; exit        init waits on exec.fifo until `start`, then execve
      any stage, any time:  ERROR {message}  ->  main raises RuntimeFailure(message)
 
-exec (`process/exec_.py`): the same up to PID_RECORDED, with INIT_PID carrying the new
-process's pid; then no hooks and no READY: a successful execve closes the process's end of the
-pipes (close-on-exec) and main reads end-of-file, a failure arrives as ERROR.
+The cgroup is made and joined while the intermediate and init work (its mkdir and the move wait
+for the kernel, see cgroups/warmup.py); init needs nothing of it until PID_RECORDED, and runs
+nothing of the user's (hooks, the program) before it. If main fails before PID_RECORDED it hangs
+up: the others read end-of-file and exit, and main stops init.
+
+exec (`process/exec_.py`): main moves the intermediate into the container's cgroup and sends
+CGROUP_JOINED before it setns()es; then as above up to PID_RECORDED, with INIT_PID carrying the
+new process's pid; then no hooks and no READY: a successful execve closes the process's end of
+the pipes (close-on-exec) and main reads end-of-file, a failure arrives as ERROR.
 
 Messages are one JSON object per line on two close-on-exec pipes; every request has its ack.
 """
@@ -43,11 +49,11 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-CGROUP_JOINED = "cgroup-joined"
+CGROUP_JOINED = "cgroup-joined"  # exec only
 MAP_IDS = "map-ids"
 IDS_MAPPED = "ids-mapped"
 INIT_PID = "init-pid"
-PID_RECORDED = "pid-recorded"  # the ack init waits for: its first message must follow INIT_PID
+PID_RECORDED = "pid-recorded"  # init is in its cgroup (its RUN_HOOKS comes after this)
 RUN_HOOKS = "run-hooks"
 HOOKS_DONE = "hooks-done"
 READY = "ready"
@@ -87,10 +93,17 @@ class Channel:
             raise RuntimeFailure(f"protocol error: expected {kind} from {who}, got {message['type']}")
         return message
 
-    def close(self) -> None:
-        for fd in (self.rfd, self.wfd):
+    def close_writer(self) -> None:
+        """Hang up our side: the other end reads end-of-file; we can still receive."""
+        if self.wfd >= 0:
             with suppress(OSError):
-                os.close(fd)
+                os.close(self.wfd)
+            self.wfd = -1
+
+    def close(self) -> None:
+        self.close_writer()
+        with suppress(OSError):
+            os.close(self.rfd)
 
 
 def pair() -> tuple[Channel, Channel]:
