@@ -11,12 +11,11 @@ Call order (the core's job), in the container's init:
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 
 from corral.runtime.errors import RuntimeFailure
-from corral.runtime.linux import syscalls
+from corral.runtime.linux import ffi, syscalls
 
 NAMES: tuple[str, ...] = (
     "CAP_CHOWN",
@@ -80,18 +79,17 @@ class CapsError(RuntimeFailure):
     """An unknown capability name, or the kernel refusing a capability change."""
 
 
-_libc = ctypes.CDLL(None, use_errno=True)  # for capset(2), which syscalls.py does not wrap
 
 
-class _Header(ctypes.Structure):
-    _fields_ = (("version", ctypes.c_uint32), ("pid", ctypes.c_int))
+class _Header(ffi.Structure):
+    _fields_ = (("version", ffi.c_uint32), ("pid", ffi.c_int))
 
 
-class _Data(ctypes.Structure):
+class _Data(ffi.Structure):
     _fields_ = (
-        ("effective", ctypes.c_uint32),
-        ("permitted", ctypes.c_uint32),
-        ("inheritable", ctypes.c_uint32),
+        ("effective", ffi.c_uint32),
+        ("permitted", ffi.c_uint32),
+        ("inheritable", ffi.c_uint32),
     )
 
 
@@ -194,8 +192,8 @@ def apply(capabilities: Mapping[str, Sequence[str]]) -> None:
         data[word].effective = (masks["effective"] >> (32 * word)) & 0xFFFFFFFF
         data[word].permitted = (masks["permitted"] >> (32 * word)) & 0xFFFFFFFF
         data[word].inheritable = (masks["inheritable"] >> (32 * word)) & 0xFFFFFFFF
-    if _libc.capset(ctypes.byref(header), data) != 0:
-        err = ctypes.get_errno()
+    if ffi.libc.capset(ffi.byref(header), data) != 0:  # syscalls.py does not wrap capset(2)
+        err = ffi.get_errno()
         missing = masks["permitted"] & ~_own_mask("CapPrm")
         hint = f"; the runtime itself lacks {', '.join(names_of(missing))}" if missing else ""
         raise CapsError(f"capset: {os.strerror(err)} (effective {masks['effective']:#x}, "

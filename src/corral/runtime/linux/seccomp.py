@@ -391,20 +391,18 @@ def _write_cache(path: str, key: str, program: bytes) -> None:
 
 def _install(program: bytes, flags: int) -> int | None:
     """seccomp(SECCOMP_SET_MODE_FILTER, flags, program); the listener fd with NEW_LISTENER."""
-    import ctypes
+    from corral.runtime.linux import ffi  # imported before pivot_root with syscalls.py
 
-    class SockFprog(ctypes.Structure):
-        _fields_ = (("len", ctypes.c_ushort), ("filter", ctypes.c_void_p))
+    class SockFprog(ffi.Structure):
+        _fields_ = (("len", ffi.c_ushort), ("filter", ffi.c_void_p))
 
-    buffer = ctypes.create_string_buffer(program, len(program))
-    fprog = SockFprog(len(program) // 8, ctypes.addressof(buffer))
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
-    rc = libc.syscall(ctypes.c_long(_SYS_SECCOMP[os.uname().machine]),
-                      ctypes.c_long(_SECCOMP_SET_MODE_FILTER), ctypes.c_long(flags),
-                      ctypes.byref(fprog))
+    buffer = (ffi.c_char * len(program)).from_buffer_copy(program)
+    fprog = SockFprog(len(program) // 8, ffi.addressof(buffer))
+    rc = ffi.function("syscall", ffi.c_long)(
+        ffi.c_long(_SYS_SECCOMP[os.uname().machine]), ffi.c_long(_SECCOMP_SET_MODE_FILTER),
+        ffi.c_long(flags), ffi.byref(fprog))
     if rc < 0:
-        raise SeccompError(f"seccomp: loading the filter: {os.strerror(ctypes.get_errno())}")
+        raise SeccompError(f"seccomp: loading the filter: {os.strerror(ffi.get_errno())}")
     return int(rc) if flags & _FLAG_NEW_LISTENER else None
 
 

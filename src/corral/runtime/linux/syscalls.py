@@ -1,12 +1,14 @@
 """The syscall seam: every kernel call the runtime needs that Python's os module lacks, through
-ctypes over libc. Failures raise OSError with errno and the call's name."""
+libc (`ffi.py`: ctypes' types without the ctypes package). Failures raise OSError with errno and
+the call's name."""
 
 from __future__ import annotations
 
-import ctypes
 import os
 
-_libc = ctypes.CDLL(None, use_errno=True)
+from corral.runtime.linux import ffi
+
+_libc = ffi.libc
 
 CLONE_NEWTIME = 0x00000080
 CLONE_NEWNS = 0x00020000
@@ -59,7 +61,7 @@ _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, 
 
 def _check(result: int, name: str, detail: str = "") -> int:
     if result < 0:
-        err = ctypes.get_errno()
+        err = ffi.get_errno()
         raise OSError(err, f"{name}{' ' + detail if detail else ''}: {os.strerror(err)}")
     return result
 
@@ -69,31 +71,31 @@ def _b(s: str | None) -> bytes | None:
 
 
 def unshare(flags: int) -> None:
-    _check(_libc.unshare(ctypes.c_int(flags)), "unshare")
+    _check(_libc.unshare(ffi.c_int(flags)), "unshare")
 
 
 def setns(fd: int, nstype: int) -> None:
-    _check(_libc.setns(ctypes.c_int(fd), ctypes.c_int(nstype)), "setns")
+    _check(_libc.setns(ffi.c_int(fd), ffi.c_int(nstype)), "setns")
 
 
 def mount(source: str | None, target: str, fstype: str | None, flags: int,
           data: str | None = None) -> None:
-    result = _libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data))
+    result = _libc.mount(_b(source), _b(target), _b(fstype), ffi.c_ulong(flags), _b(data))
     _check(result, "mount", f"{source or fstype} on {target}")
 
 
 def umount2(target: str, flags: int) -> None:
-    _check(_libc.umount2(_b(target), ctypes.c_int(flags)), "umount2", target)
+    _check(_libc.umount2(_b(target), ffi.c_int(flags)), "umount2", target)
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
     number = _SYS_PIVOT_ROOT[os.uname().machine]
-    _check(_libc.syscall(ctypes.c_long(number), _b(new_root), _b(put_old)), "pivot_root")
+    _check(_libc.syscall(ffi.c_long(number), _b(new_root), _b(put_old)), "pivot_root")
 
 
-class _OpenHow(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
-                ("resolve", ctypes.c_uint64)]
+class _OpenHow(ffi.Structure):
+    _fields_ = (("flags", ffi.c_uint64), ("mode", ffi.c_uint64),
+                ("resolve", ffi.c_uint64))
 
 
 # mount_setattr(2) (Linux 5.12; one number on every architecture): recursive mount attributes
@@ -112,57 +114,57 @@ MOUNT_ATTR_NODIRATIME = 0x80
 MOUNT_ATTR_NOSYMFOLLOW = 0x200000
 
 
-class _MountAttr(ctypes.Structure):
-    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
-                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+class _MountAttr(ffi.Structure):
+    _fields_ = (("attr_set", ffi.c_uint64), ("attr_clr", ffi.c_uint64),
+                ("propagation", ffi.c_uint64), ("userns_fd", ffi.c_uint64))
 
 
 def mount_setattr_recursive(fd: int, attr_set: int, attr_clr: int) -> None:
     """Set and clear mount attributes on the mount `fd` names and on every mount below it."""
     attr = _MountAttr(attr_set, attr_clr, 0, 0)
-    result = _libc.syscall(ctypes.c_long(_SYS_MOUNT_SETATTR), ctypes.c_int(fd), b"",
-                           ctypes.c_uint(AT_EMPTY_PATH | AT_RECURSIVE), ctypes.byref(attr),
-                           ctypes.c_size_t(ctypes.sizeof(attr)))
+    result = _libc.syscall(ffi.c_long(_SYS_MOUNT_SETATTR), ffi.c_int(fd), b"",
+                           ffi.c_uint(AT_EMPTY_PATH | AT_RECURSIVE), ffi.byref(attr),
+                           ffi.c_size_t(ffi.sizeof(attr)))
     _check(result, "mount_setattr")
 
 
 def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
     """openat2(2): the kernel resolves `path` with `resolve` (e.g. RESOLVE_IN_ROOT)."""
     how = _OpenHow(flags, mode, resolve)
-    result = _libc.syscall(ctypes.c_long(_SYS_OPENAT2), ctypes.c_int(dirfd), _b(path),
-                           ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how)))
+    result = _libc.syscall(ffi.c_long(_SYS_OPENAT2), ffi.c_int(dirfd), _b(path),
+                           ffi.byref(how), ffi.c_size_t(ffi.sizeof(how)))
     return _check(result, "openat2", path)
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
-    args = (ctypes.c_ulong(a) for a in (arg2, arg3, arg4, arg5))
-    return _check(_libc.prctl(ctypes.c_int(option), *args), "prctl")
+    args = (ffi.c_ulong(a) for a in (arg2, arg3, arg4, arg5))
+    return _check(_libc.prctl(ffi.c_int(option), *args), "prctl")
 
 
 def sethostname(name: str) -> None:
     raw = name.encode()
-    _check(_libc.sethostname(raw, ctypes.c_size_t(len(raw))), "sethostname")
+    _check(_libc.sethostname(raw, ffi.c_size_t(len(raw))), "sethostname")
 
 
 def setdomainname(name: str) -> None:
     raw = name.encode()
-    _check(_libc.setdomainname(raw, ctypes.c_size_t(len(raw))), "setdomainname")
+    _check(_libc.setdomainname(raw, ffi.c_size_t(len(raw))), "setdomainname")
 
 
 def close_range_cloexec(first: int) -> None:
     """Mark every fd >= first close-on-exec, so nothing leaks into the container."""
-    _check(_libc.close_range(ctypes.c_uint(first), ctypes.c_uint(0xFFFFFFFF),
-                             ctypes.c_int(CLOSE_RANGE_CLOEXEC)), "close_range")
+    _check(_libc.close_range(ffi.c_uint(first), ffi.c_uint(0xFFFFFFFF),
+                             ffi.c_int(CLOSE_RANGE_CLOEXEC)), "close_range")
 
 
 def ioctl_int(fd: int, request: int, value: int = 0) -> int:
     """ioctl with an int passed by pointer; returns the int after the call."""
-    arg = ctypes.c_int(value)
-    _check(_libc.ioctl(ctypes.c_int(fd), ctypes.c_ulong(request), ctypes.byref(arg)), "ioctl")
+    arg = ffi.c_int(value)
+    _check(_libc.ioctl(ffi.c_int(fd), ffi.c_ulong(request), ffi.byref(arg)), "ioctl")
     return arg.value
 
 
 def ioctl_plain(fd: int, request: int, value: int = 0) -> int:
     """ioctl with an integer argument passed by value (TIOCGPTPEER, TIOCSCTTY)."""
-    return _check(_libc.ioctl(ctypes.c_int(fd), ctypes.c_ulong(request), ctypes.c_ulong(value)),
+    return _check(_libc.ioctl(ffi.c_int(fd), ffi.c_ulong(request), ffi.c_ulong(value)),
                   "ioctl")
