@@ -26,8 +26,8 @@ Files:
 
 from __future__ import annotations
 
+import _sqlite3 as sqlite3  # the C module, as corral.db uses it (no datetime import)
 import json
-import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager

@@ -8,11 +8,11 @@ images made here (built-in busybox, import, commit). Moving images in and out go
 
 from __future__ import annotations
 
+import _sqlite3 as sqlite3  # the C module, as corral.db uses it (no datetime import)
 import builtins
 import contextlib
 import json
 import os
-import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
