@@ -122,7 +122,7 @@ class PendingSetup:
 
     def __init__(self, config_dir: Path, netns_path: Path, options: dict[str, Any]) -> None:
         self._args = (config_dir, netns_path, options)
-        self._dns_before = _dns_sockets(_dns_listeners(options))
+        self._dns_reload = _DnsReload(config_dir, options, own_may_go=False)
         self._call = _Call(config_dir, "setup", netns_path, options)
 
     def wait(self) -> dict[str, Any]:
@@ -136,7 +136,7 @@ class PendingSetup:
             raise
         for info in options["network_info"].values():
             _hairpin(info["network_interface"])
-        _wait_for_dns_reload(self._dns_before)
+        self._dns_reload.wait()
         return status
 
 
@@ -145,39 +145,62 @@ def setup(config_dir: Path, netns_path: Path, options: dict[str, Any]) -> dict[s
     return PendingSetup(config_dir, netns_path, options).wait()
 
 
-def _dns_listeners(options: dict[str, Any]) -> list[str]:
-    """aardvark-dns's listening addresses for these networks, spelt as /proc/net/udp does."""
-    return [f"{int.from_bytes(bytes(map(int, gateway.split('.'))), 'little'):08X}:0035"
-            for gateway in (info["subnets"][0]["gateway"]
-                            for info in options["network_info"].values() if info["dns_enabled"])]
+def _listener(gateway: str) -> str:
+    """aardvark-dns's listening address on `gateway`, spelt as /proc/net/udp does."""
+    return f"{int.from_bytes(bytes(map(int, gateway.split('.'))), 'little'):08X}:0035"
 
 
-def _dns_sockets(listeners: list[str]) -> dict[str, str | None]:
+def _dns_listeners(options: dict[str, Any]) -> set[str]:
+    return {_listener(info["subnets"][0]["gateway"]) for info in options["network_info"].values()
+            if info["dns_enabled"]}
+
+
+class _DnsReload:
+    """Waits until aardvark-dns has reloaded after netavark (or rename) signalled it.
+
+    netavark returns once it has sent aardvark SIGHUP; aardvark 1.4 then closes and binds again
+    the listener of every network it serves, and a query in between is refused. A container
+    started (or a command returning) before that would see "connection refused" for a name that
+    is there (seen in CI). So the sockets bound to each listener address are noted before the
+    call, and `wait()` returns once each is another one than before and bound again — except
+    the call's own listeners after a teardown, which may be gone for good. Up to 2 s for a first
+    start of aardvark, 0.25 s for a rebind (an aardvark that reloads without rebinding then
+    costs little)."""
+
+    def __init__(self, config_dir: Path, options: dict[str, Any], *, own_may_go: bool) -> None:
+        self._own = _dns_listeners(options)
+        self._own_may_go = own_may_go
+        listeners = set(self._own)
+        with contextlib.suppress(OSError):
+            for entries in (config_dir / "aardvark-dns").iterdir():  # first line: gateway[,...]
+                if entries.name != "aardvark.pid":
+                    with contextlib.suppress(OSError), open(entries) as f:
+                        first = f.readline().split()
+                    listeners.update(_listener(g) for g in (first[0].split(",") if first else ())
+                                     if "." in g)
+        self._before = _dns_sockets(listeners) if self._own else {}
+
+    def wait(self) -> None:
+        before = self._before
+        waiting = {a for a, inode in before.items()
+                   if inode is not None or (a in self._own and not self._own_may_go)}
+        deadline = time.monotonic() + (2.0 if any(before[a] is None for a in waiting) else 0.25)
+        while waiting:
+            now = _dns_sockets(waiting)
+            waiting = {a for a in waiting if now[a] == before[a] or (
+                now[a] is None and not (self._own_may_go and a in self._own))}
+            if not waiting or time.monotonic() > deadline:
+                return
+            time.sleep(0.002)
+
+
+def _dns_sockets(listeners: set[str]) -> dict[str, str | None]:
     """The inode of the UDP socket bound to each listener address, or None."""
     if not listeners:
         return {}
     with open("/proc/net/udp") as f:
         bound = {fields[1]: fields[9] for fields in map(str.split, f.readlines()[1:])}
     return {address: bound.get(address) for address in listeners}
-
-
-def _wait_for_dns_reload(before: dict[str, str | None], *, bound: bool = True) -> None:
-    """Wait until aardvark-dns has reloaded after netavark signalled it.
-
-    netavark returns once it has sent aardvark SIGHUP; aardvark 1.4 then closes and binds again
-    every listener, and a query in between is refused. A container started (or a command
-    returning) before that rebind would see "connection refused" for a name that is there. So
-    wait for each listener's socket to be another one than before the call, and after a setup
-    to be bound: up to 2 s for a first start of aardvark, 0.25 s for a rebind (an aardvark that
-    reloads without rebinding then costs little)."""
-    waiting = {a for a, inode in before.items() if inode is not None or bound}
-    deadline = time.monotonic() + (2.0 if None in before.values() else 0.25)
-    while waiting:
-        now = _dns_sockets(sorted(waiting))
-        waiting = {a for a in waiting if now[a] == before[a] or (bound and now[a] is None)}
-        if not waiting or time.monotonic() > deadline:
-            return
-        time.sleep(0.002)
 
 
 def _hairpin(bridge: str) -> None:
@@ -194,16 +217,16 @@ def _hairpin(bridge: str) -> None:
 
 def teardown(config_dir: Path, netns_path: Path | None, options: dict[str, Any]) -> None:
     """Undo `setup`; idempotent, and complete even when the namespace or interfaces are gone."""
-    before = _dns_sockets(_dns_listeners(options))
+    dns_reload = _DnsReload(config_dir, options, own_may_go=True)
     if netns_path is not None and netns.exists(netns_path):
         try:
             _run(config_dir, "teardown", netns_path, options)
-            _wait_for_dns_reload(before, bound=False)
+            dns_reload.wait()
             return
         except BackendError:
             pass
     replay_teardown(config_dir, options)
-    _wait_for_dns_reload(before, bound=False)
+    dns_reload.wait()
 
 
 def replay_teardown(config_dir: Path, options: dict[str, Any]) -> None:
@@ -266,10 +289,10 @@ def rename_dns_entries(config_dir: Path, options: dict[str, Any]) -> None:
             f.write("\n".join(lines))
             f.truncate()
     if changed:
-        before = _dns_sockets(_dns_listeners(options))
+        dns_reload = _DnsReload(config_dir, options, own_may_go=False)
         with contextlib.suppress(OSError, ValueError):
             os.kill(int((config_dir / "aardvark-dns" / "aardvark.pid").read_text()), 1)
-            _wait_for_dns_reload(before)
+            dns_reload.wait()
 
 
 def leftovers(config_dir: Path, options: dict[str, Any]) -> list[str]:
