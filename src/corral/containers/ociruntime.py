@@ -33,7 +33,8 @@ CONFIG_FILE = Path("/etc/corral/corral.toml")
 # `preload` brings them in while the CLI waits anyway, so each forked verb starts with them.
 _VERB_MODULES = ("corral.runtime.cli", "corral.runtime.flags", "corral.runtime.verbs.start",
                  "corral.runtime.verbs.kill", "corral.runtime.verbs.delete",
-                 "corral.runtime.container", "corral.runtime.lifecycle", "corral.runtime.cgroups")
+                 "corral.runtime.container", "corral.runtime.lifecycle",
+                 "corral.runtime.linux.signals", "corral.runtime.cgroups.common")
 
 _NOT_FOUND = r"(?i)not found|no such file or directory"
 _CANNOT_EXEC = r"(?i)permission denied|operation not permitted|is a directory|exec format error"
