@@ -38,6 +38,15 @@ def _engine() -> Containers:
     return Containers(paths())
 
 
+def _long_running() -> None:
+    """The launcher starts with the cyclic garbage collector off (start-up makes ~100k objects
+    that all live until exit: collecting them is wasted work on every command); a command that
+    relays or follows for as long as a container runs turns it back on."""
+    import gc
+
+    gc.enable()
+
+
 # -- run / create ----------------------------------------------------------------------------------
 
 _CREATE_FLAGS = (
@@ -192,6 +201,7 @@ def _run_attached(engine: Containers, rec: Record, opts: RunOptions, detach_keys
     # imported by now (start loads them while conmon creates the container)
     from corral.containers import attach, monitor
 
+    _long_running()
     with sock:
         detached = attach.relay(sock, bundle=engine.store.bundle(rec.id), stdin=opts.interactive,
                                 tty=opts.tty, detach_keys=attach.parse_detach_keys(detach_keys),
@@ -235,6 +245,7 @@ def _start(v: dict[str, Any], args: list[str]) -> int:
     opts = RunOptions.from_json(rec.options)
     if sock is None:
         raise CorralError(f"container {args[0]} is already running: use `corral attach`")
+    _long_running()
     with sock:
         if attach.relay(sock, bundle=engine.store.bundle(rec.id), stdin=bool(v["interactive"]) and opts.interactive,
                         tty=opts.tty, detach_keys=attach.parse_detach_keys(v["detach_keys"])):
@@ -454,6 +465,8 @@ def _logs(v: dict[str, Any], args: list[str]) -> int:
 
     engine = _engine()
     rec, _ = engine.get(args[0])
+    if v["follow"]:
+        _long_running()
     logs.show(engine, rec, follow=bool(v["follow"]), since=v["since"], until=v["until"],
               tail=v["tail"], timestamps=bool(v["timestamps"]))
     return 0
@@ -481,6 +494,7 @@ def _attach(v: dict[str, Any], args: list[str]) -> int:
         raise CorralError(f"you cannot attach to a stopped container, start it first ({rec.name})")
     opts = RunOptions.from_json(rec.options)
     bundle = engine.store.bundle(rec.id)
+    _long_running()
     with attach.connect(bundle) as sock:
         if attach.relay(sock, bundle=bundle, stdin=opts.interactive and not v["no_stdin"], tty=opts.tty,
                         detach_keys=attach.parse_detach_keys(v["detach_keys"])):
@@ -543,6 +557,8 @@ def _top(v: dict[str, Any], args: list[str]) -> int:
 def _stats(v: dict[str, Any], args: list[str]) -> int:
     from corral.containers import stats
 
+    if not v["no_stream"]:
+        _long_running()
     return stats.show(_engine(), args, stream=not v["no_stream"], all_containers=bool(v["all"]),
                       template=v["format"], trunc=not v["no_trunc"])
 

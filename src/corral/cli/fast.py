@@ -29,6 +29,9 @@ def main() -> None:
         from corral.cli import image_list  # listing is held to docker's ~30 ms: no click
 
         _exit(image_list.main(argv[1 if argv[0] == "images" else 2:]))
+    import gc
+
+    gc.enable()  # off since the launcher (cli/launcher.py): click's commands (pull, ...) run long
     from corral.cli.main import main as click_main
 
     click_main()
