@@ -15,7 +15,10 @@ import errno
 import os
 
 from corral.runtime.errors import RuntimeFailure
-from corral.runtime.linux import ffi, syscalls
+
+# linux/ffi.py and syscalls.py are imported where the kernel is called: check() runs in the
+# runtime's main process, which makes no such calls; the rest runs in the container's process,
+# which has them imported (before pivot_root) with syscalls.py
 
 NAMES: tuple[str, ...] = (
     "CAP_CHOWN",
@@ -79,18 +82,6 @@ class CapsError(RuntimeFailure):
     """An unknown capability name, or the kernel refusing a capability change."""
 
 
-
-
-class _Header(ffi.Structure):
-    _fields_ = (("version", ffi.c_uint32), ("pid", ffi.c_int))
-
-
-class _Data(ffi.Structure):
-    _fields_ = (
-        ("effective", ffi.c_uint32),
-        ("permitted", ffi.c_uint32),
-        ("inheritable", ffi.c_uint32),
-    )
 
 
 _last_cap: int | None = None
@@ -159,6 +150,8 @@ def _own_mask(field: str) -> int:
 
 
 def _prctl(option: int, arg2: int, what: str, arg3: int = 0) -> None:
+    from corral.runtime.linux import syscalls
+
     try:
         syscalls.prctl(option, arg2, arg3)
     except OSError as err:
@@ -186,8 +179,17 @@ def apply(capabilities: Mapping[str, Sequence[str]]) -> None:
     """
     check(capabilities)
     masks = {s: to_mask(capabilities.get(s, ())) for s in ("effective", "permitted", "inheritable")}
-    header = _Header(_LINUX_CAPABILITY_VERSION_3, 0)
-    data = (_Data * 2)()
+    from corral.runtime.linux import ffi
+
+    class Header(ffi.Structure):
+        _fields_ = (("version", ffi.c_uint32), ("pid", ffi.c_int))
+
+    class Data(ffi.Structure):
+        _fields_ = (("effective", ffi.c_uint32), ("permitted", ffi.c_uint32),
+                    ("inheritable", ffi.c_uint32))
+
+    header = Header(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (Data * 2)()
     for word in (0, 1):
         data[word].effective = (masks["effective"] >> (32 * word)) & 0xFFFFFFFF
         data[word].permitted = (masks["permitted"] >> (32 * word)) & 0xFFFFFFFF
@@ -208,6 +210,8 @@ def apply(capabilities: Mapping[str, Sequence[str]]) -> None:
 
 
 def _raise_ambient(number: int) -> None:
+    from corral.runtime.linux import syscalls
+
     try:
         syscalls.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_RAISE, number)
     except OSError as err:

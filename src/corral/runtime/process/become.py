@@ -71,16 +71,16 @@ def program(process: Process) -> Program:
     return Program(lookup(process.args[0], env.get("PATH", DEFAULT_PATH)), list(process.args), env)
 
 
-def preload(process: Process, seccomp: Mapping[str, Any] | None, *, cache_dir: str) -> None:
-    """Import (and dlopen, and compile) now what become() and the console need later: after
-    pivot_root or setns(mnt) the host's Python modules and libraries are out of reach."""
+def preload(process: Process, seccomp: Mapping[str, Any] | None) -> None:
+    """Import now what become() and the console need later: after pivot_root or setns(mnt) the
+    host's Python modules and libraries are out of reach. (The seccomp program itself is
+    compiled by the runtime's main process before it forks: process/create.py's
+    prepare_seccomp().)"""
     if process.rlimits:
         import resource  # noqa: F401
     from corral.runtime.linux import caps  # noqa: F401  (always: none given means drop all)
     if seccomp is not None:
-        from corral.runtime.linux import seccomp as seccomp_mod
-
-        seccomp_mod.prepare(seccomp, cache_dir=cache_dir)  # the BPF, cached under --root
+        from corral.runtime.linux import seccomp as seccomp_mod  # noqa: F401
     if process.terminal or (seccomp or {}).get("listenerPath"):
         import fcntl  # noqa: F401
         import socket  # noqa: F401

@@ -18,15 +18,19 @@ from corral.runtime import hooks
 from corral.runtime import spec as spec_mod
 from corral.runtime.container import Container, State, process_start_time
 from corral.runtime.errors import RuntimeFailure, suppress
-from corral.runtime.linux import console, namespaces
 from corral.runtime.linux.signals import SIGKILL
-from corral.runtime.process import become, init, protocol
+from corral.runtime.process import protocol
 from corral.runtime.record import record, replace
 from corral.runtime.spec import Spec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any, NoReturn
+
+# main imports only what main uses: the container side's modules (process/init.py, linux/*,
+# libc through linux/ffi.py) are imported by the intermediate and init after the fork, while
+# main makes the cgroup; init has them all before pivot_root (become.preload)
 
 
 SECCOMP_CACHE = ".seccomp-cache"  # compiled profiles, under --root (not a container id: leading dot)
@@ -81,7 +85,18 @@ def _console_fds(spec: Spec, req: CreateRequest) -> tuple[int | None, int | None
     assert spec.process is not None
     if not spec.process.terminal:
         return None, None
+    from corral.runtime.linux import console
+
     return console.terminal_channel(req.console_socket, req.own_terminal)
+
+
+def prepare_seccomp(seccomp: Mapping[str, Any] | None, root: str) -> None:
+    """Compile the profile before the fork (the BPF is cached under --root): the container's
+    process installs it with one seccomp(2), without libseccomp."""
+    if seccomp is not None:
+        from corral.runtime.linux import seccomp as seccomp_mod
+
+        seccomp_mod.prepare(seccomp, cache_dir=os.path.join(root, SECCOMP_CACHE))
 
 
 def _notify_sockets(spec: Spec) -> tuple[int | None, int | None]:
@@ -113,17 +128,18 @@ def _pass_notify_fd(spec: Spec, sock_fd: int, state: dict[str, Any]) -> None:
         os.close(fd)
 
 
-def _intermediate(channel: protocol.Channel, spec: Spec, opts: init.InitOptions) -> NoReturn:
+def _intermediate(channel: protocol.Channel, spec: Spec, opts: protocol.InitOptions) -> NoReturn:
     """Join and make the namespaces, then fork init into them (pid namespace). A new cgroup
     namespace is init's to make, once it is in its cgroup."""
     try:
+        from corral.runtime.linux import namespaces, syscalls
+        from corral.runtime.process import init
+
         for ns in namespaces.ordered(spec.linux.namespaces):
             if ns.path is not None:
                 namespaces.join(ns.type, ns.path)
         user = spec.linux.namespace("user")
         if user is not None and user.path is None:
-            from corral.runtime.linux import syscalls
-
             syscalls.unshare(syscalls.CLONE_NEWUSER)
             channel.send(protocol.MAP_IDS)
             channel.expect(protocol.IDS_MAPPED, "runtime")
@@ -132,8 +148,6 @@ def _intermediate(channel: protocol.Channel, spec: Spec, opts: init.InitOptions)
             os.setresuid(0, 0, 0)
         flags = namespaces.new_flags(spec.linux.namespaces, exclude=("user", "cgroup"))
         if flags:
-            from corral.runtime.linux import syscalls
-
             syscalls.unshare(flags)
         pid = os.fork()
         if pid == 0:
@@ -205,15 +219,13 @@ def _launch(req: CreateRequest, spec: Spec, container: Container, preserve_fds: 
     manager.leave_out_unwritable()  # before mount_sources, which init gets at the fork
     fifo_fd = _fifo(container, spec)
     console_fd, console_keep = _console_fds(spec, req)
-    assert spec.process is not None
-    become.preload(spec.process, spec.linux.seccomp,
-                   cache_dir=os.path.join(req.root, SECCOMP_CACHE))
+    prepare_seccomp(spec.linux.seccomp, req.root)
     cgroupns = spec.linux.namespace("cgroup") is not None
     cgroup_mounts = tuple(manager.mount_sources(cgroupns=cgroupns)) \
         if any(m.type == "cgroup" for m in spec.mounts) else ()
     notify_keep, notify_fd = _notify_sockets(spec)
-    opts = init.InitOptions(req.container_id, fifo_fd, console_fd, req.no_pivot, preserve_fds,
-                            notify_fd, cgroup_mounts)
+    opts = protocol.InitOptions(req.container_id, fifo_fd, console_fd, req.no_pivot,
+                                preserve_fds, notify_fd, cgroup_mounts)
     ours, theirs = protocol.pair()
     pid = os.fork()
     if pid == 0:
@@ -229,6 +241,8 @@ def _launch(req: CreateRequest, spec: Spec, container: Container, preserve_fds: 
         user = spec.linux.namespace("user")
         if user is not None and user.path is None:
             ours.expect(protocol.MAP_IDS, "intermediate")
+            from corral.runtime.linux import namespaces
+
             try:
                 namespaces.write_id_maps(pid, spec.linux.uid_mappings, spec.linux.gid_mappings)
             except OSError as e:
@@ -268,4 +282,8 @@ def _launch(req: CreateRequest, spec: Spec, container: Container, preserve_fds: 
     ))
     if req.pid_file:
         write_pid_file(req.pid_file, init_pid)
+    if console_keep is None:
+        return Created(container, None)
+    from corral.runtime.linux import console
+
     return Created(container, console.take_master(console_keep))

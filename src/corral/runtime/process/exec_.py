@@ -16,7 +16,7 @@ from corral.runtime.errors import RuntimeFailure, suppress
 from corral.runtime.linux import console, namespaces
 from corral.runtime.linux import syscalls as sc
 from corral.runtime.process import become, protocol
-from corral.runtime.process.create import SECCOMP_CACHE, write_pid_file
+from corral.runtime.process.create import prepare_seccomp, write_pid_file
 from corral.runtime.process.init import ERROR_PREFIX
 from corral.runtime.record import record
 from corral.runtime.spec import Process, Spec, parse
@@ -103,8 +103,8 @@ def execute(container: Container, request: ExecRequest) -> tuple[int, int | None
     manager = container.cgroup()
     ns_fds = _namespace_fds(spec, container.state.pid)
     console_fd, console_keep = _console(request)
-    become.preload(request.process, spec.linux.seccomp,
-                   cache_dir=os.path.join(container.root, SECCOMP_CACHE))
+    become.preload(request.process, spec.linux.seccomp)
+    prepare_seccomp(spec.linux.seccomp, container.root)
     ours, theirs = protocol.pair()
     pid = os.fork()
     if pid == 0:

@@ -9,7 +9,7 @@ from corral.runtime import hooks
 from corral.runtime.linux import console, devices, inroot, mounts, rootfs
 from corral.runtime.linux import syscalls as sc
 from corral.runtime.process import become, protocol
-from corral.runtime.record import record
+from corral.runtime.process.protocol import InitOptions
 from corral.runtime.spec import Mount, Spec
 
 TYPE_CHECKING = False
@@ -17,17 +17,6 @@ if TYPE_CHECKING:
     from typing import Any, NoReturn
 
 ERROR_PREFIX = "unable to start container process: "
-
-
-@record(frozen=True)
-class InitOptions:
-    container_id: str
-    fifo_fd: int  # O_PATH fd of exec.fifo, opened by main before the fork
-    console_fd: int | None  # connected console socket (process.terminal)
-    no_pivot: bool
-    preserve_fds: int
-    notify_socket: int | None  # socketpair end for the seccomp notify fd (listenerPath)
-    cgroup_mounts: tuple[tuple[str, str, str], ...]  # the cgroups Manager's mount_sources()
 
 
 class CgroupGate:
@@ -141,6 +130,7 @@ def _finish_root(spec: Spec, opts: InitOptions) -> int | None:
 def _setup(channel: protocol.Channel, spec: Spec,
            opts: InitOptions) -> tuple[become.Program, dict[str, Any]]:
     assert spec.process is not None
+    become.preload(spec.process, spec.linux.seccomp)
     if spec.process.oom_score_adj is not None:
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write(str(spec.process.oom_score_adj))

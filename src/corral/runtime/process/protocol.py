@@ -44,6 +44,7 @@ import os
 
 from corral.runtime import jsonio
 from corral.runtime.errors import RuntimeFailure, suppress
+from corral.runtime.record import record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -104,6 +105,19 @@ class Channel:
         self.close_writer()
         with suppress(OSError):
             os.close(self.rfd)
+
+
+@record(frozen=True)
+class InitOptions:
+    """What init inherits from main at the fork, besides the spec and its channel."""
+
+    container_id: str
+    fifo_fd: int  # O_PATH fd of exec.fifo, opened by main before the fork
+    console_fd: int | None  # connected console socket (process.terminal)
+    no_pivot: bool
+    preserve_fds: int
+    notify_socket: int | None  # socketpair end for the seccomp notify fd (listenerPath)
+    cgroup_mounts: tuple[tuple[str, str, str], ...]  # the cgroups Manager's mount_sources()
 
 
 def pair() -> tuple[Channel, Channel]:
