@@ -41,9 +41,11 @@ def _engine() -> Containers:
 def _long_running() -> None:
     """The launcher starts with the cyclic garbage collector off (start-up makes ~100k objects
     that all live until exit: collecting them is wasted work on every command); a command that
-    relays or follows for as long as a container runs turns it back on."""
+    relays or follows for as long as a container runs turns it back on, with what exists so far
+    frozen (else the first collection walks all of it: ~5 ms)."""
     import gc
 
+    gc.freeze()
     gc.enable()
 
 

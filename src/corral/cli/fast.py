@@ -31,7 +31,8 @@ def main() -> None:
         _exit(image_list.main(argv[1 if argv[0] == "images" else 2:]))
     import gc
 
-    gc.enable()  # off since the launcher (cli/launcher.py): click's commands (pull, ...) run long
+    gc.freeze()  # off since the launcher (cli/launcher.py): click's commands (pull, ...) run long
+    gc.enable()
     from corral.cli.main import main as click_main
 
     click_main()
