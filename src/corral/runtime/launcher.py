@@ -25,6 +25,9 @@ import sys
 corral = type(sys)("corral")
 corral.__path__ = [{package!r}]
 sys.modules["corral"] = corral
+if {{"create", "run", "exec"}}.intersection(sys.argv[1:]):  # first thing: see cgroups/warmup.py
+    from corral.runtime.cgroups import warmup
+    warmup.start()
 from corral.runtime.cli import main
 code = main()
 try:

@@ -12,11 +12,15 @@ and makes the container's cgroup; the runtime's own migration then finds the loc
 
 The child only ever touches its own cgroup, and any failure (rootless, no cgroupfs) is silent:
 the runtime's real migration simply pays the wait itself.
+
+The launcher calls start() before anything else is imported (cli.main calls it too, for callers
+that run main() in a forked child): this module uses `posix`, which is `os` without the ~1 ms
+its own imports cost, and leaves the rest to the child.
 """
 
 from __future__ import annotations
 
-import os
+import posix
 
 _child: int | None = None
 
@@ -24,21 +28,23 @@ _child: int | None = None
 def start() -> None:
     """Fork the child that takes the migration lock once (see the module docstring)."""
     global _child
-    if _child is not None or os.geteuid() != 0:
+    if _child is not None or posix.geteuid() != 0:
         return
     try:
-        pid = os.fork()
+        pid = posix.fork()
     except OSError:
         return
     if pid == 0:  # the child: never returns
         try:
             _move_into_own_cgroup()
         finally:
-            os._exit(0)
+            posix._exit(0)
     _child = pid
 
 
 def _move_into_own_cgroup() -> None:
+    import os
+
     from corral.runtime.cgroups.detect import detect
 
     layout = detect()
@@ -60,6 +66,6 @@ def finish() -> None:
         return
     pid, _child = _child, None
     try:  # noqa: SIM105 (contextlib stays off the verbs' path)
-        os.waitpid(pid, 0)
+        posix.waitpid(pid, 0)
     except ChildProcessError:  # reaped by someone else (a subreaper's wait for any child)
         pass
