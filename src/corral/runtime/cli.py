@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         started = sys.modules.get("corral.runtime.cgroups.warmup")
         if started is not None:
-            started.finish(wait=False)  # a no-op once the verb reaped it after its migration
+            started.finish()  # a no-op once the verb reaped the child after its migration
 
 
 if __name__ == "__main__":

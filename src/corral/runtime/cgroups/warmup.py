@@ -59,15 +59,13 @@ def _move_into_own_cgroup() -> None:
         os.close(fd)
 
 
-def finish(*, wait: bool = True) -> None:
-    """Reap the child, once the runtime's own migration is done. On the way out of a verb that
-    failed before its migration (or never migrates: the launcher guesses the verb) the child may
-    still be waiting for the kernel: `wait=False` leaves it to exit on its own."""
+def finish() -> None:
+    """Reap the child, once the runtime's own migration is done (or on the way out)."""
     global _child
     if _child is None:
         return
     pid, _child = _child, None
     try:  # noqa: SIM105 (contextlib stays off the verbs' path)
-        posix.waitpid(pid, 0 if wait else posix.WNOHANG)
+        posix.waitpid(pid, 0)
     except ChildProcessError:  # reaped by someone else (a subreaper's wait for any child)
         pass
