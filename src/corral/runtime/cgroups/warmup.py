@@ -60,7 +60,9 @@ def _move_into_own_cgroup() -> None:
 
 
 def finish() -> None:
-    """Reap the child, once the runtime's own migration is done (or on the way out)."""
+    """Reap the child, once the runtime's own migration is done, or on the way out: a verb
+    that failed early still waits for it (at most the rest of a grace period), since a failed
+    command leaves no process behind (tests/runtime/test_errors.py)."""
     global _child
     if _child is None:
         return
