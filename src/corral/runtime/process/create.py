@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from typing import Any, NoReturn
 
 # main imports only what main uses: the container side's modules (process/init.py, linux/*,
-# libc through linux/ffi.py) are imported by the intermediate and init after the fork, while
-# main makes the cgroup; init has them all before pivot_root (become.preload)
+# libc through linux/ffi.py) are imported by the intermediate after the fork, while main makes
+# the cgroup, and init inherits them (it needs them all before pivot_root: become.preload)
 
 
 SECCOMP_CACHE = ".seccomp-cache"  # compiled profiles, under --root (not a container id: leading dot)
@@ -132,9 +132,13 @@ def _intermediate(channel: protocol.Channel, spec: Spec, opts: protocol.InitOpti
     """Join and make the namespaces, then fork init into them (pid namespace). A new cgroup
     namespace is init's to make, once it is in its cgroup."""
     try:
+        # Everything the container side will need is imported here, before the first setns or
+        # unshare: as root of a user namespace the process may no longer read the install.
         from corral.runtime.linux import namespaces, syscalls
-        from corral.runtime.process import init
+        from corral.runtime.process import become, init
 
+        assert spec.process is not None
+        become.preload(spec.process, spec.linux.seccomp)
         for ns in namespaces.ordered(spec.linux.namespaces):
             if ns.path is not None:
                 namespaces.join(ns.type, ns.path)

@@ -130,7 +130,6 @@ def _finish_root(spec: Spec, opts: InitOptions) -> int | None:
 def _setup(channel: protocol.Channel, spec: Spec,
            opts: InitOptions) -> tuple[become.Program, dict[str, Any]]:
     assert spec.process is not None
-    become.preload(spec.process, spec.linux.seccomp)
     if spec.process.oom_score_adj is not None:
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write(str(spec.process.oom_score_adj))
