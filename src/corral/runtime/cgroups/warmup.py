@@ -42,21 +42,37 @@ def start() -> None:
     _child = pid
 
 
-def _move_into_own_cgroup() -> None:
-    import os
+# where cgroup2 is usually mounted: beside v1 hierarchies (hybrid), or alone
+_CGROUP2_MOUNTS = ("/sys/fs/cgroup/unified", "/sys/fs/cgroup")
 
+
+def _move_into_own_cgroup() -> None:
+    """Write "0" (this process) to its own cgroup's cgroup.procs. The usual cgroup2 mount points
+    are tried first, without imports (this child's CPU time is the runtime's); other layouts
+    are read from mountinfo. O_CREAT is never used: a guess that is not a cgroup fails."""
+    with open("/proc/self/cgroup") as f:
+        own = next((line[3:].rstrip("\n") for line in f if line.startswith("0::")), None)
+    if own is not None:
+        for mount in _CGROUP2_MOUNTS:
+            try:
+                _write_zero(f"{mount}{own.rstrip('/')}/cgroup.procs")
+                return
+            except FileNotFoundError:
+                continue
     from corral.runtime.cgroups.detect import detect
 
     layout = detect()
     hierarchy = layout.unified or (layout.v1[0] if layout.v1 else None)
-    if hierarchy is None:
-        return
-    path = os.path.join(hierarchy.directory(hierarchy.own), "cgroup.procs")
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    if hierarchy is not None:
+        _write_zero(f"{hierarchy.directory(hierarchy.own)}/cgroup.procs")
+
+
+def _write_zero(path: str) -> None:
+    fd = posix.open(path, posix.O_WRONLY | posix.O_CLOEXEC)
     try:
-        os.write(fd, b"0")
+        posix.write(fd, b"0")
     finally:
-        os.close(fd)
+        posix.close(fd)
 
 
 def finish() -> None:
