@@ -34,6 +34,9 @@ def _emit(kind: str, container_id: str, data: object) -> None:
 
 
 def run(args: Args, ctx: Globals) -> int:
+    import gc
+
+    gc.enable()  # the launcher turns it off for short-lived verbs; this one loops
     interval = _seconds(args.interval)
     container = Container.load(ctx.root, args.container_id)
     if container.status() in (Status.STOPPED, Status.CREATING):
