@@ -11,12 +11,15 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
 
 from corral.cli.flags import Command, Flag, execute
 from corral.errors import CorralError, InvalidArgument, NotFound, exit_code
 
+TYPE_CHECKING = False  # not typing's: `ps` and `exec` must not import typing (~2 ms)
+
 if TYPE_CHECKING:
+    from typing import Any
+
     from corral.containers.lifecycle import Containers
     from corral.containers.options import RunOptions
     from corral.containers.state import Observed

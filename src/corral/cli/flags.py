@@ -9,9 +9,12 @@ A command's flags are data (`Flag`), so `--help` is generated from the same tabl
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from corral.records import NamedTuple
+
+TYPE_CHECKING = False  # not typing's: `ps` and `exec` must not import typing (~2 ms)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class UsageError(Exception):

@@ -11,7 +11,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+
+TYPE_CHECKING = False  # not typing's: `ps` must not import typing (~2 ms)
+if TYPE_CHECKING:
+    from typing import Any
 
 _ACTION = re.compile(r"{{\s*(.*?)\s*}}")
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|\S+')

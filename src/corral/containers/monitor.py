@@ -23,9 +23,12 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from corral.containers.ociruntime import Runtime
 from corral.errors import CorralError
 from corral.records import NamedTuple
+
+TYPE_CHECKING = False  # not typing's (see cli/container.py)
+if TYPE_CHECKING:
+    from corral.containers.ociruntime import Runtime  # `ps` reads state without a runtime
 
 CONMON = "/usr/bin/conmon"
 _SYNC_FD = 3  # conmon's sync pipe, as fd 3 in conmon (_OCI_SYNCPIPE)

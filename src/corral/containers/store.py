@@ -32,12 +32,15 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from corral import db
 from corral.config import Paths
 from corral.errors import AlreadyExists, NotFound
 from corral.records import NamedTuple
+
+TYPE_CHECKING = False  # not typing's: `ps` must not import typing (~2 ms)
+if TYPE_CHECKING:
+    from typing import Any
 
 MIGRATIONS = [
     """
