@@ -14,13 +14,16 @@ import stat
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from corral.config import Paths
 from corral.containers import defaults, ociruntime, rootpath, state
 from corral.containers.state import Status
 from corral.containers.store import Store
 from corral.errors import CannotExecute, CommandNotFound, Conflict
+
+TYPE_CHECKING = False  # not typing's: `exec` must not import typing (~2 ms)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def command(paths: Paths, ref: str, argv: Sequence[str], *, tty: bool = False, detach: bool = False,

@@ -11,10 +11,13 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from corral.errors import InvalidArgument
 from corral.records import NamedTuple
+
+TYPE_CHECKING = False  # not typing's: `exec` must not import typing (~2 ms)
+if TYPE_CHECKING:
+    from typing import Any
 
 _SIZE = r"^(\d+(?:\.\d+)?)\s*([kmgtp]?)i?b?$"  # compiled (and cached by re) on first use
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
