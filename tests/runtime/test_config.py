@@ -87,6 +87,17 @@ def test_no_pivot(runtime: Runtime, bundle: Bundle) -> None:
     assert lines[0] == "2"  # bin and sbin of the busybox root
 
 
+def test_time_namespace_offsets(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.config["linux"]["namespaces"].append({"type": "time"})
+    bundle.config["linux"]["timeOffsets"] = {"boottime": {"secs": 86400},
+                                             "monotonic": {"secs": 3600, "nanosecs": 5}}
+    host_uptime = float(Path("/proc/uptime").read_text().split()[0])
+    lines = _run(runtime, bundle, "cat /proc/uptime; cat /proc/self/timens_offsets")
+    assert float(lines[0].split()[0]) - host_uptime >= 86400  # boottime is what uptime shows
+    assert [line.split() for line in lines[1:]] == [["monotonic", "3600", "5"],
+                                                   ["boottime", "86400", "0"]]
+
+
 def test_cgroup_namespace_and_mount(runtime: Runtime, bundle: Bundle) -> None:
     bundle.config["linux"]["namespaces"].append({"type": "cgroup"})
     bundle.config["linux"]["resources"] = {"pids": {"limit": 42}}

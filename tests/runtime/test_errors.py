@@ -51,6 +51,12 @@ BAD_CONFIGS = {
         _edit(["linux", "namespaces"], [{"type": "mount"}, {"type": "pid"}]), "hostname"),
     "wrong type for terminal": (_edit(["process", "terminal"], "yes"), "process.terminal"),
     "unknown sysctl": (_edit(["linux", "sysctl"], {"vm.swappiness": "1"}), "vm.swappiness"),
+    "time offsets without a time namespace": (
+        _edit(["linux", "timeOffsets"], {"boottime": {"secs": 60}}), "linux.timeOffsets"),
+    "time offset of an unknown clock": (
+        lambda c: c["linux"].update(namespaces=[*c["linux"]["namespaces"], {"type": "time"}],
+                                    timeOffsets={"realtime": {"secs": 60}}),
+        "linux.timeOffsets.realtime"),
 }
 
 

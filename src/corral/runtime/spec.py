@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     T = TypeVar("T")
 
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
+TIME_CLOCKS = ("monotonic", "boottime")  # the clocks a time namespace offsets
 RLIMITS = {
     "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4,
     "RLIMIT_RSS": 5, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7, "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9,
@@ -125,6 +126,7 @@ class Linux:
     masked_paths: tuple[str, ...] = ()
     readonly_paths: tuple[str, ...] = ()
     sysctl: Mapping[str, str] = field(default_factory=dict)
+    time_offsets: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # (secs, nanosecs)
 
     def namespace(self, kind: str) -> Namespace | None:
         return next((ns for ns in self.namespaces if ns.type == kind), None)
@@ -246,6 +248,19 @@ def _idmaps(obj: Mapping[str, Any], key: str) -> tuple[IdMap, ...]:
     return tuple(maps)
 
 
+def _time_offsets(obj: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
+    offsets = {}
+    for clock, value in _get(obj, "timeOffsets", dict, "linux.", {}).items():
+        where = f"linux.timeOffsets.{clock}"
+        if clock not in TIME_CLOCKS:
+            raise _bad(where, f"unknown clock (one of {', '.join(TIME_CLOCKS)})")
+        if not isinstance(value, dict):
+            raise _bad(where, "must be an object")
+        offsets[clock] = (_get(value, "secs", int, where + ".", 0),
+                          _get(value, "nanosecs", int, where + ".", 0))
+    return offsets
+
+
 def _linux(obj: Mapping[str, Any]) -> Linux:
     w = "linux."
     sysctl = _get(obj, "sysctl", dict, w, {})
@@ -272,6 +287,7 @@ def _linux(obj: Mapping[str, Any]) -> Linux:
         masked_paths=_strings(obj, "maskedPaths", w),
         readonly_paths=_strings(obj, "readonlyPaths", w),
         sysctl=sysctl,
+        time_offsets=_time_offsets(obj),
     )
 
 
@@ -362,6 +378,17 @@ def check_namespaces(spec: Spec) -> None:
         raise _bad("hostname", "unable to set hostname without a private UTS namespace")
     if spec.domainname and "uts" not in seen:
         raise _bad("domainname", "unable to set domainname without a private UTS namespace")
+
+
+def check_time_offsets(spec: Spec) -> None:
+    if not spec.linux.time_offsets:
+        return
+    time = spec.linux.namespace("time")
+    if time is None or time.path is not None:
+        raise _bad("linux.timeOffsets", "needs a new time namespace")
+    for clock, (_, nanosecs) in spec.linux.time_offsets.items():
+        if not 0 <= nanosecs < 1_000_000_000:
+            raise _bad(f"linux.timeOffsets.{clock}.nanosecs", "must be 0 to 999999999")
 
 
 def check_id_mappings(spec: Spec) -> None:
@@ -479,7 +506,8 @@ def check_security(spec: Spec) -> None:
 
 
 CHECKS: tuple[Check, ...] = (
-    check_root, check_process, check_namespaces, check_id_mappings, check_mounts,
+    check_root, check_process, check_namespaces, check_time_offsets, check_id_mappings,
+    check_mounts,
     check_rootfs_propagation, check_rlimits, check_sysctl, check_devices, check_hooks,
     check_resources, check_security,
 )

@@ -8,6 +8,10 @@ import os
 from corral.runtime.linux import syscalls as sc
 from corral.runtime.spec import IdMap, Namespace
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
 CLONE_FLAGS = {
     "user": sc.CLONE_NEWUSER, "mount": sc.CLONE_NEWNS, "pid": sc.CLONE_NEWPID,
     "network": sc.CLONE_NEWNET, "ipc": sc.CLONE_NEWIPC, "uts": sc.CLONE_NEWUTS,
@@ -40,6 +44,17 @@ def new_flags(namespaces: tuple[Namespace, ...], *, exclude: tuple[str, ...] = (
         if ns.path is None and ns.type not in exclude:
             flags |= CLONE_FLAGS[ns.type]
     return flags
+
+
+def set_time_offsets(offsets: Mapping[str, tuple[int, int]]) -> None:
+    """The clock offsets of the time namespace this process's children will be in: written
+    after unshare(CLONE_NEWTIME) and before the first child enters it (time_namespaces(7))."""
+    lines = "".join(f"{clock} {secs} {nanosecs}\n" for clock, (secs, nanosecs) in offsets.items())
+    fd = os.open("/proc/self/timens_offsets", os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, lines.encode())
+    finally:
+        os.close(fd)
 
 
 def _map_lines(maps: tuple[IdMap, ...]) -> str:

@@ -153,6 +153,8 @@ def _intermediate(channel: protocol.Channel, spec: Spec, opts: protocol.InitOpti
         flags = namespaces.new_flags(spec.linux.namespaces, exclude=("user", "cgroup"))
         if flags:
             syscalls.unshare(flags)
+        if spec.linux.time_offsets:
+            namespaces.set_time_offsets(spec.linux.time_offsets)
         pid = os.fork()
         if pid == 0:
             init.run(channel, spec, opts)
