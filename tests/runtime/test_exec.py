@@ -44,6 +44,24 @@ def test_exec_joins_the_cgroup(runtime: Runtime, running: str) -> None:
     assert running in init_cgroup
 
 
+def test_exec_into_a_sub_cgroup(runtime: Runtime, running: str) -> None:
+    """runc's `exec --cgroup [controller:]path`: an existing sub-cgroup of the container's."""
+    from corral.runtime.cgroups import open_manager
+
+    pids_dir = Path(open_manager(None, running).paths["pids"])
+    (pids_dir / "sub").mkdir()
+    out = runtime("exec", "--cgroup", "pids:sub", running, "cat", "/proc/self/cgroup")
+    assert out.returncode == 0, out.stderr
+    lines = {line.split(":")[1]: line.split(":")[2] for line in out.stdout.splitlines()}
+    assert lines["pids"].endswith(f"{running}/sub")
+    assert lines["memory"].endswith(running)  # the other hierarchies: the container's cgroup
+    missing = runtime("exec", "--cgroup", "pids:nope", running, "true")
+    assert missing.returncode == 1
+    assert "nope does not exist" in missing.stderr
+    unknown = runtime("exec", "--cgroup", "nosuch:sub", running, "true")
+    assert "no cgroup v1 hierarchy has controller 'nosuch'" in unknown.stderr
+
+
 def test_exec_exit_code_env_cwd_user(runtime: Runtime, running: str) -> None:
     out = runtime("exec", "--env", "EXTRA=2", "--cwd", "/tmp", "--user", "1000:1001", running,
                   "sh", "-c", "echo $FROM_CONFIG $EXTRA; pwd; id -u; id -g; exit 4")

@@ -212,10 +212,30 @@ class Manager:
             raise CgroupError("network.priorities: the net_prio cgroup controller is not available")
         v1.set_network(directories, network)
 
-    def add(self, pid: int) -> None:
-        """Move `pid` into the container's cgroup in every hierarchy."""
-        for directory in self.paths.values():
+    def add(self, pid: int, *, below: Mapping[str, str] | None = None) -> None:
+        """Move `pid` into the container's cgroup in every hierarchy or, for `exec --cgroup`
+        (runc's), into existing sub-cgroups of it: `below` maps a controller, or "" for every
+        hierarchy, to a path under the container's cgroup (cgroup v2 takes only "")."""
+        for directory in self._targets(below or {}).values():
             write(directory, "cgroup.procs", pid)
+
+    def _targets(self, below: Mapping[str, str]) -> dict[str, str]:
+        known = {c for key in self.paths if key != UNIFIED for c in key.split(",")}
+        for controller in below:
+            if controller and controller not in known:
+                raise CgroupError(f"exec --cgroup: no cgroup v1 hierarchy has controller "
+                                  f"{controller!r}")
+        targets = dict(self.paths)
+        for key, directory in self.paths.items():
+            controllers = key.split(",") if key != UNIFIED else []
+            sub = next((below[c] for c in controllers if c in below), below.get(""))
+            if sub is None:
+                continue
+            inner = posixpath.normpath("/" + sub).lstrip("/")  # no way out of the container's
+            targets[key] = posixpath.join(directory, inner) if inner else directory
+            if not os.path.isdir(targets[key]):
+                raise CgroupError(f"exec --cgroup: {targets[key]} does not exist")
+        return targets
 
     def exists(self) -> bool:
         return any(os.path.isdir(directory) for directory in self.paths.values())

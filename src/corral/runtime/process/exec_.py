@@ -18,11 +18,12 @@ from corral.runtime.linux import syscalls as sc
 from corral.runtime.process import become, protocol
 from corral.runtime.process.create import prepare_seccomp, write_pid_file
 from corral.runtime.process.init import ERROR_PREFIX
-from corral.runtime.record import record
+from corral.runtime.record import field, record
 from corral.runtime.spec import Process, Spec, parse
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import NoReturn
 
 
@@ -33,6 +34,7 @@ class ExecRequest:
     pid_file: str | None = None
     preserve_fds: int = 0
     own_terminal: bool = False
+    sub_cgroups: Mapping[str, str] = field(default_factory=dict)  # exec --cgroup
 
 
 def container_spec(container: Container) -> Spec:
@@ -116,7 +118,7 @@ def execute(container: Container, request: ExecRequest) -> tuple[int, int | None
     if console_fd is not None:
         os.close(console_fd)
     try:
-        manager.add(pid)
+        manager.add(pid, below=request.sub_cgroups)
         warmup.finish()
         ours.send(protocol.CGROUP_JOINED)
         process_pid = int(ours.expect(protocol.INIT_PID, "intermediate")["pid"])

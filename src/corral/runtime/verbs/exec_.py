@@ -1,5 +1,5 @@
 """`corral-runtime exec [-p process.json | ID ARGS...] [-t] [-d] [--env] [--cwd] [--user]
-[--cap] [--console-socket] [--pid-file] [--preserve-fds] ID`"""
+[--cap] [--console-socket] [--pid-file] [--preserve-fds] [--cgroup [CONTROLLER:]PATH] ID`"""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ FLAGS = (
     Flag("additional-gids", "g", kind=INT_LIST), Flag("cap", "c", kind=LIST),
     Flag("no-new-privs", kind=BOOL), Flag("console-socket"), Flag("pid-file"),
     Flag("preserve-fds", kind=INT, default=0), Flag("apparmor"), Flag("process-label"),
+    Flag("cgroup", kind=LIST),
 )
 ARGS = ("container_id", "*command")
 
@@ -65,6 +66,20 @@ def build_process(args: Args, base: Process | None) -> Process:
     return process
 
 
+def sub_cgroups(values: list[str]) -> dict[str, str]:
+    """runc's `--cgroup [controller[,controller]:]path` flags -> {controller or "": path}."""
+    subs: dict[str, str] = {}
+    for value in values:
+        controllers, _, path = value.rpartition(":")
+        if not path:
+            raise RuntimeFailure(f"invalid --cgroup {value!r}: want [CONTROLLER:]PATH")
+        for controller in controllers.split(",") if controllers else [""]:
+            if controller in subs:
+                raise RuntimeFailure(f"duplicate cgroup controller {controller!r} in --cgroup")
+            subs[controller] = path
+    return subs
+
+
 def run(args: Args, ctx: Globals) -> int:
     from corral.runtime.process import foreground
     from corral.runtime.process.exec_ import ExecRequest, container_spec, execute
@@ -81,7 +96,8 @@ def run(args: Args, ctx: Globals) -> int:
     if not args.detach:
         foreground.become_subreaper()
     request = ExecRequest(process, console_socket=args.console_socket, pid_file=args.pid_file,
-                          preserve_fds=args.preserve_fds, own_terminal=not args.detach)
+                          preserve_fds=args.preserve_fds, own_terminal=not args.detach,
+                          sub_cgroups=sub_cgroups(args.cgroup))
     pid, master = execute(container, request)
     if args.detach:
         return 0
