@@ -14,7 +14,7 @@ OCI_VERSION_MIN = "1.0.0"
 OCI_VERSION_MAX = "1.1.0"
 
 HOOKS = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"]
-NAMESPACES = ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"]
+NAMESPACES = ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"]
 
 
 
