@@ -8,16 +8,16 @@ prints one JSON object per line, like docker.
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Mapping, Sequence
 
 TYPE_CHECKING = False  # not typing's: `ps` must not import typing (~2 ms)
 if TYPE_CHECKING:
     from typing import Any
 
-_ACTION = re.compile(r"{{\s*(.*?)\s*}}")
-_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|\S+')
+# Patterns for `re`'s own cache: only templates import `re` (and `json`); `ps` without
+# --format needs neither.
+_ACTION = r"{{\s*(.*?)\s*}}"
+_TOKEN = r'"(?:[^"\\]|\\.)*"|\S+'
 
 
 def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
@@ -51,7 +51,10 @@ def _show(value: Any) -> str:
 
 
 def _evaluate(expr: str, obj: Any) -> Any:
-    tokens = _TOKEN.findall(expr)
+    import json
+    import re
+
+    tokens = re.findall(_TOKEN, expr)
     if not tokens:
         return ""
     args = [json.loads(t) if t.startswith('"') else _lookup(obj, t) if t.startswith(".") else t
@@ -76,18 +79,22 @@ def _evaluate(expr: str, obj: Any) -> Any:
 
 def render(template: str, obj: Any) -> str:
     """One object through a Go-style template (without the `table` prefix)."""
+    import re
+
     template = template.replace("\\t", "\t").replace("\\n", "\n")
-    return _ACTION.sub(lambda m: _show(_evaluate(m.group(1), obj)), template)
+    return re.sub(_ACTION, lambda m: _show(_evaluate(m.group(1), obj)), template)
 
 
 def header_for(template: str) -> str:
     """docker's header for `table {{.ID}}\\t{{.Names}}`: the field names, upper-cased."""
+    import re
+
     def name(m: re.Match[str]) -> str:
-        tokens = _TOKEN.findall(m.group(1))
+        tokens = re.findall(_TOKEN, m.group(1))
         field = next((t for t in tokens if t.startswith(".")), tokens[0] if tokens else "")
         return re.sub(r"(?<!^)(?=[A-Z][a-z])", " ", field.lstrip(".").split(".")[-1]).upper()
 
-    return _ACTION.sub(name, template.replace("\\t", "\t"))
+    return re.sub(_ACTION, name, template.replace("\\t", "\t"))
 
 
 def output(template: str | None, objects: Sequence[Any], default_rows: Sequence[Sequence[str]],
@@ -96,6 +103,8 @@ def output(template: str | None, objects: Sequence[Any], default_rows: Sequence[
     if not template or template == "table":
         return table(default_rows, default_header)
     if template == "json":
+        import json
+
         return "\n".join(json.dumps(o) for o in objects)
     if template.startswith("table "):
         body = template[len("table "):]

@@ -17,7 +17,6 @@ command that started it was SIGKILLed. The exit command does `--rm` and teardown
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +24,7 @@ from pathlib import Path
 
 from corral.errors import CorralError
 from corral.records import NamedTuple
+from corral.runtime import jsonio  # json's C scanner without the json package's imports
 
 TYPE_CHECKING = False  # not typing's (see cli/container.py)
 if TYPE_CHECKING:
@@ -128,7 +128,7 @@ def _read_sync(fd: int) -> dict[str, object]:
     if not data.strip():
         return {"data": -1, "message": "conmon exited without reporting the container"}
     try:
-        return dict(json.loads(data.splitlines()[0]))
+        return dict(jsonio.loads(data.splitlines()[0]))
     except ValueError:
         return {"data": -1, "message": data.decode(errors="replace").strip()}
 

@@ -27,7 +27,6 @@ Files:
 from __future__ import annotations
 
 import _sqlite3 as sqlite3  # the C module, as corral.db uses it (no datetime import)
-import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,6 +36,7 @@ from corral import db
 from corral.config import Paths
 from corral.errors import AlreadyExists, NotFound
 from corral.records import NamedTuple
+from corral.runtime import jsonio as json  # json's C scanner and encoder, without `re` (ps)
 
 TYPE_CHECKING = False  # not typing's: `ps` must not import typing (~2 ms)
 if TYPE_CHECKING:
