@@ -8,6 +8,7 @@ directly); `__getattr__` wraps any of them as a click command for `corral.cli.ma
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -207,7 +208,7 @@ def _run_attached(engine: Containers, rec: Record, opts: RunOptions, detach_keys
     from corral.containers import attach, monitor
 
     _long_running()
-    with sock:
+    with contextlib.closing(sock):  # a C socket (attach.connect): no context manager of its own
         detached = attach.relay(sock, bundle=engine.store.bundle(rec.id), stdin=opts.interactive,
                                 tty=opts.tty, detach_keys=attach.parse_detach_keys(detach_keys),
                                 proxy_signals_to=rec.pid if sig_proxy else None)
@@ -251,7 +252,7 @@ def _start(v: dict[str, Any], args: list[str]) -> int:
     if sock is None:
         raise CorralError(f"container {args[0]} is already running: use `corral attach`")
     _long_running()
-    with sock:
+    with contextlib.closing(sock):  # a C socket (attach.connect): no context manager of its own
         if attach.relay(sock, bundle=engine.store.bundle(rec.id), stdin=bool(v["interactive"]) and opts.interactive,
                         tty=opts.tty, detach_keys=attach.parse_detach_keys(v["detach_keys"])):
             return 0
@@ -500,7 +501,7 @@ def _attach(v: dict[str, Any], args: list[str]) -> int:
     opts = RunOptions.from_json(rec.options)
     bundle = engine.store.bundle(rec.id)
     _long_running()
-    with attach.connect(bundle) as sock:
+    with contextlib.closing(attach.connect(bundle)) as sock:
         if attach.relay(sock, bundle=bundle, stdin=opts.interactive and not v["no_stdin"], tty=opts.tty,
                         detach_keys=attach.parse_detach_keys(v["detach_keys"])):
             return 0

@@ -15,14 +15,12 @@ derived status first. Each verb holds the container's flock; SQLite serializes t
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from corral import fsutil
 from corral.config import Paths
@@ -31,9 +29,12 @@ from corral.containers.options import MountSpec, RunOptions
 from corral.containers.state import Observed, Status, guard
 from corral.containers.store import Record, Store, now
 from corral.errors import AlreadyExists, Conflict, CorralError, InvalidArgument, NotFound
+from corral.runtime import jsonio as json  # json's C encoder and scanner, without `re`
 
+TYPE_CHECKING = False  # not typing's: `corral run` does not import typing
 if TYPE_CHECKING:
-    import socket
+    import _socket
+    from typing import Any
 
     from corral.containers.volumes import Volumes
     from corral.images.service import Image, ImageService
@@ -248,7 +249,7 @@ class Containers:
         return tuple(resolved), oci
 
     # -- start ---------------------------------------------------------------------------------
-    def start(self, ref: str, *, attach: bool = False) -> tuple[Record, socket.socket | None]:
+    def start(self, ref: str, *, attach: bool = False) -> tuple[Record, _socket.socket | None]:
         """Start a created or exited container; with `attach`, the attach socket is connected
         before the program runs, so no output is lost."""
         with self.locked(ref) as rec:
@@ -265,7 +266,7 @@ class Containers:
                 self._teardown(rec, ociruntime.find(rec.runtime, self.paths.runroot))
             return self._start(rec, attach)
 
-    def _start(self, rec: Record, attach: bool) -> tuple[Record, socket.socket | None]:
+    def _start(self, rec: Record, attach: bool) -> tuple[Record, _socket.socket | None]:
         opts = RunOptions.from_json(rec.options)
         runtime = ociruntime.find(rec.runtime, self.paths.runroot)
         bundle = self.store.bundle(rec.id)

@@ -7,27 +7,15 @@ and takes them down with a detaching umount at cleanup.
 
 from __future__ import annotations
 
-import ctypes
-import os
+import errno
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-_MS_RDONLY = 1
-_MS_BIND = 4096
-_MS_REC = 16384
-_MNT_DETACH = 2
-_EINVAL = 22
-_ENOENT = 2
+from corral.runtime.linux import syscalls  # the runtime's seam to mount(2): no ctypes import
 
-# glibc's soname directly: ctypes.util.find_library runs `ldconfig -p`, a process per command.
-_libc = ctypes.CDLL("libc.so.6", use_errno=True)
-
-
-def _check(ret: int, what: str) -> None:
-    if ret != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
+TYPE_CHECKING = False  # not typing's: this is on `corral run`'s path
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def mount(kind: str, source: str, target: Path, options: Sequence[str]) -> None:
@@ -36,18 +24,14 @@ def mount(kind: str, source: str, target: Path, options: Sequence[str]) -> None:
     data: list[str] = []
     for opt in options:
         if opt in ("bind", "rbind"):
-            flags |= _MS_BIND | (_MS_REC if opt == "rbind" else 0)
+            flags |= syscalls.MS_BIND | (syscalls.MS_REC if opt == "rbind" else 0)
         elif opt == "ro":
-            flags |= _MS_RDONLY
+            flags |= syscalls.MS_RDONLY
         elif opt != "rw":
             data.append(opt)
     if kind == "bind":
-        flags |= _MS_BIND
-    _check(
-        _libc.mount(source.encode(), str(target).encode(), kind.encode(), flags,
-                    ",".join(data).encode() if data else None),
-        f"mount {kind} on {target}",
-    )
+        flags |= syscalls.MS_BIND
+    syscalls.mount(source, str(target), kind, flags, ",".join(data) if data else None)
 
 
 def mount_all(mounts: Sequence[Any], target: Path) -> None:
@@ -67,8 +51,9 @@ def is_mounted(target: Path) -> bool:
 def unmount(target: Path) -> None:
     """Detach every mount stacked on `target`; nothing mounted is fine."""
     while True:
-        if _libc.umount2(str(target).encode(), _MNT_DETACH) != 0:
-            err = ctypes.get_errno()
-            if err in (_EINVAL, _ENOENT):
+        try:
+            syscalls.umount2(str(target), syscalls.MNT_DETACH)
+        except OSError as e:
+            if e.errno in (errno.EINVAL, errno.ENOENT):
                 return
-            raise OSError(err, f"umount {target}: {os.strerror(err)}")
+            raise

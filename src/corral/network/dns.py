@@ -11,16 +11,29 @@ The files are bind-mounted into the container, so updates rewrite them in place 
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from corral.errors import InvalidArgument
 
+TYPE_CHECKING = False  # not typing's, nor ipaddress at import: `run --network none` reads this
 if TYPE_CHECKING:  # the model's dataclasses cost a `--network none` run several ms
+    import ipaddress
+
     from corral.network.model import Endpoint
+
+
+def _ip_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    import ipaddress  # only to check what the user gave: --dns, --add-host
+
+    return ipaddress.ip_address(text)
+
+
+def _is_loopback(server: str) -> bool:
+    """127.0.0.0/8 or ::1: a host's stub resolver, which a container cannot reach."""
+    return server.startswith("127.") or server.split("%")[0] in ("::1", "0:0:0:0:0:0:0:1")
+
 
 _LOCALHOST = """127.0.0.1\tlocalhost
 ::1\tlocalhost ip6-localhost ip6-loopback
@@ -41,7 +54,7 @@ def parse_add_host(spec: str) -> tuple[str, str]:
         raise InvalidArgument(f"invalid --add-host {spec!r}: want name:ip")
     if ip != HOST_GATEWAY:
         try:
-            ipaddress.ip_address(ip.strip("[]"))
+            _ip_address(ip.strip("[]"))
         except ValueError:
             raise InvalidArgument(f"invalid IP {ip!r} in --add-host {spec!r}") from None
     return name, ip.strip("[]")
@@ -50,7 +63,7 @@ def parse_add_host(spec: str) -> tuple[str, str]:
 def check_servers(servers: Sequence[str]) -> None:
     for s in servers:
         try:
-            ipaddress.ip_address(s)
+            _ip_address(s)
         except ValueError:
             raise InvalidArgument(f"invalid --dns server {s!r}: want an IP address") from None
 
@@ -101,7 +114,7 @@ def upstream_servers(dns: Sequence[str]) -> list[str]:
     """The servers a container (or aardvark on its behalf) should ask for outside names."""
     if dns:
         return list(dns)
-    servers = [s for s in _host_resolv()[0] if not ipaddress.ip_address(s).is_loopback]
+    servers = [s for s in _host_resolv()[0] if not _is_loopback(s)]
     return servers or list(_FALLBACK_SERVERS)
 
 

@@ -11,7 +11,6 @@ network mode; `recorded` says so, and then the full `attach.release` must run at
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -74,4 +73,6 @@ def recorded(paths: Paths, container_id: str) -> bool:
 
 def release(paths: Paths, container_id: str) -> None:
     teardown(paths, container_id)
+    import shutil  # only `rm` needs it: off the run path (its bz2/lzma imports)
+
     shutil.rmtree(files_dir(paths, container_id), ignore_errors=True)

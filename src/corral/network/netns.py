@@ -3,44 +3,43 @@
 corral makes each container's netns itself (as podman does) so the network can be plumbed before
 the runtime starts the container, which then joins it by path from config.json. The namespace is
 made in a short-lived thread: `unshare(CLONE_NEWNET)` moves only the calling thread, so the
-caller's own namespace never changes. The directory holding the mounts is made a shared mount on
+caller's own namespace never changes. This is on `corral run`'s path, so it uses the runtime's
+syscall seam and the interpreter's own `_thread`/`_socket` (no ctypes, threading or socket
+package imports). The directory holding the mounts is made a shared mount on
 itself (as /run/netns is) so an unmount here also reaches the copies that mount namespaces
 created meanwhile got of it.
 """
 
 from __future__ import annotations
 
+import _socket
+import _thread
 import contextlib
-import ctypes
 import errno
 import fcntl
 import os
-import socket
 import struct
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-_CLONE_NEWNET = 0x40000000
-_MS_BIND = 0x1000
-_MS_REC = 0x4000
-_MS_SHARED = 1 << 20
-_MNT_DETACH = 2
+from corral.runtime.linux import syscalls
+
 _SIOCGIFFLAGS = 0x8913
 _SIOCSIFFLAGS = 0x8914
 _IFF_UP = 0x1
 
-_libc = ctypes.CDLL(None, use_errno=True)
+
+def _bind(source: str, target: str, flags: int = 0) -> None:
+    syscalls.mount(source, target, None, syscalls.MS_BIND | flags, None)
 
 
-def _check(result: int, what: str) -> None:
-    if result != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-
-
-def _mount(source: str, target: str, flags: int) -> None:
-    _check(_libc.mount(source.encode(), target.encode(), None, flags, None), f"mount {target}")
+def _unmount(target: Path) -> None:
+    """Detach `target`; one that is not (or no longer) mounted is fine."""
+    try:
+        syscalls.umount2(str(target), syscalls.MNT_DETACH)
+    except OSError as e:
+        if e.errno not in (errno.EINVAL, errno.ENOENT):
+            raise
 
 
 @contextlib.contextmanager
@@ -58,18 +57,20 @@ def _ensure_shared_dir(directory: Path) -> None:
     if marker.exists():
         return
     if not os.path.ismount(directory):
-        _mount(str(directory), str(directory), _MS_BIND | _MS_REC)
-    _check(_libc.mount(b"none", str(directory).encode(), None, _MS_SHARED | _MS_REC, None),
-           f"make {directory} shared")
+        _bind(str(directory), str(directory), syscalls.MS_REC)
+    syscalls.mount("none", str(directory), None, syscalls.MS_SHARED | syscalls.MS_REC, None)
     marker.touch()
 
 
 def _loopback_up() -> None:
     """Bring `lo` up in the calling thread's network namespace."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
         req = struct.pack("16sH14x", b"lo", 0)
         flags = struct.unpack("16sH14x", fcntl.ioctl(s, _SIOCGIFFLAGS, req))[1]
         fcntl.ioctl(s, _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | _IFF_UP))
+    finally:
+        s.close()
 
 
 def create(path: Path) -> None:
@@ -80,19 +81,21 @@ def create(path: Path) -> None:
         _ensure_shared_dir(path.parent)
         path.touch(exist_ok=True)
         failure: list[BaseException] = []
+        done = _thread.allocate_lock()
+        done.acquire()
 
         def in_new_namespace() -> None:
             try:
-                _check(_libc.unshare(_CLONE_NEWNET), "unshare(CLONE_NEWNET)")
+                syscalls.unshare(syscalls.CLONE_NEWNET)
                 _loopback_up()
-                _mount(f"/proc/self/task/{threading.get_native_id()}/ns/net", str(path),
-                       _MS_BIND)
+                _bind(f"/proc/self/task/{_thread.get_native_id()}/ns/net", str(path))
             except BaseException as e:
                 failure.append(e)
+            finally:
+                done.release()
 
-        worker = threading.Thread(target=in_new_namespace, name="netns")
-        worker.start()
-        worker.join()
+        _thread.start_new_thread(in_new_namespace, ())
+        done.acquire()  # the thread's last act; it ends right after, in its own namespace
         if failure:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
@@ -115,9 +118,7 @@ def remove(path: Path) -> None:
     if not directory.exists():
         return
     with _dir_lock(directory):
-        result = _libc.umount2(str(path).encode(), _MNT_DETACH)
-        if result != 0 and ctypes.get_errno() not in (errno.EINVAL, errno.ENOENT):
-            _check(result, f"umount {path}")
+        _unmount(path)
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
         if not any(entry.name != ".shared" for entry in os.scandir(directory)):
@@ -125,9 +126,7 @@ def remove(path: Path) -> None:
 
 
 def _unmount_dir(directory: Path) -> None:
-    result = _libc.umount2(str(directory).encode(), _MNT_DETACH)
-    if result != 0 and ctypes.get_errno() not in (errno.EINVAL, errno.ENOENT):
-        _check(result, f"umount {directory}")
+    _unmount(directory)
     with contextlib.suppress(FileNotFoundError):
         (directory / ".shared").unlink()
 
