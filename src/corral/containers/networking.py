@@ -15,17 +15,23 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
 
 from corral.config import Paths
 from corral.containers.options import RunOptions
 from corral.network import loopback
 from corral.records import NamedTuple
 
+TYPE_CHECKING = False  # not typing's: `corral run` does not import typing
 if TYPE_CHECKING:
     import sqlite3
+    from typing import Any, Protocol
 
     from corral.network.model import NetworkRequest
+
+    class Pending(Protocol):
+        """A network set-up that may still run in the background."""
+
+        def wait(self) -> object: ...
 
 DEFAULT_MODE = "bridge"
 _CONTAINER = "container:"
@@ -38,10 +44,6 @@ class Plan(NamedTuple):
     netns: str | None  # "host", a namespace path to join, or None: a new empty namespace
     hostname: str
     etc_files: dict[str, Path]  # container path -> host file to bind (rewritten in place)
-
-
-class Pending(Protocol):
-    def wait(self) -> object: ...
 
 
 class _Ready:

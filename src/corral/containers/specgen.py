@@ -22,13 +22,16 @@ import resource
 import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from corral.containers import defaults, rootpath
 from corral.containers.defaults import seccomp
 from corral.containers.options import RunOptions
 from corral.errors import InvalidArgument, NotFound
 from corral.records import NamedTuple
+
+TYPE_CHECKING = False  # not typing's: `corral run` does not import typing
+if TYPE_CHECKING:
+    from typing import Any
 
 _CLONE_NS_SYSCTL_PREFIXES = ("kernel.msg", "kernel.sem", "kernel.shm", "fs.mqueue.")
 _CAP_SYS_RESOURCE = 24

@@ -8,9 +8,9 @@ form docker prints in tables (`busybox:latest`, `registry:5000/app:v1`).
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
 
 from corral.errors import InvalidArgument
+from corral.records import NamedTuple
 
 DEFAULT_DOMAIN = "docker.io"
 DEFAULT_TAG = "latest"

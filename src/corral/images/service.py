@@ -11,20 +11,22 @@ from __future__ import annotations
 import _sqlite3 as sqlite3  # the C module, as corral.db uses it (no datetime import)
 import builtins
 import contextlib
-import json
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
 
 from corral import db
 from corral.config import Paths
 from corral.errors import Conflict, InvalidArgument, NotFound
 from corral.images import reference
 from corral.records import NamedTuple
+from corral.runtime import jsonio as json  # json's C scanner and encoder, without `re`
 from corral.store import schema
 
+TYPE_CHECKING = False  # not typing's: `corral run` and `corral images` do not import typing
 if TYPE_CHECKING:
+    from typing import IO, Any
+
     from corral.images import manifest as mf
     from corral.store.content import ContentStore
     from corral.store.locks import StoreLocks
@@ -451,7 +453,9 @@ class ImageService:
             blobs[digest] = path
         config = dict(config)
         config["rootfs"] = {"type": "layers", "diff_ids": diffs}
-        config_raw = json.dumps(config, separators=(",", ":"), sort_keys=True).encode()
+        import json as canonical  # sorted and compact: a reproducible digest
+
+        config_raw = canonical.dumps(config, separators=(",", ":"), sort_keys=True).encode()
         config_desc = mf.Descriptor(mf.OCI_CONFIG, _sha256(config_raw), len(config_raw))
         blobs[config_desc.digest] = config_raw
         manifest = mf.Manifest(mf.OCI_MANIFEST, config_desc, tuple(layers))

@@ -14,16 +14,16 @@ Drivers return mount descriptions; they never mount. Unpacking is atomic: into `
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from corral.errors import CorralError, InvalidArgument
 from corral.records import NamedTuple
+from corral.runtime import jsonio as json  # json's C scanner and encoder, without `re`
 from corral.store.locks import StoreLocks
 
+TYPE_CHECKING = False  # not typing's: `corral run` does not import typing
 if TYPE_CHECKING:  # the extractor is imported where a layer is unpacked, not by `corral run`
     from corral.store.extract import Whiteouts
     from corral.store.streams import Reader

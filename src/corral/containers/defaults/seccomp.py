@@ -18,7 +18,10 @@ perf_event_open, and so on. Some calls are allowed only with arguments that are 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+
+TYPE_CHECKING = False  # not typing's: `corral run` does not import typing
+if TYPE_CHECKING:
+    from typing import Any
 
 _EPERM = 1
 _ENOSYS = 38
