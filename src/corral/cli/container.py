@@ -11,9 +11,9 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-from corral.cli.flags import Command, Flag, execute
+from corral.cli.flags import Command, Flag, each, execute
 from corral.errors import CorralError, InvalidArgument, NotFound, exit_code
 
 TYPE_CHECKING = False  # not typing's: `ps` and `exec` must not import typing (~2 ms)
@@ -226,24 +226,10 @@ def _run_attached(engine: Containers, rec: Record, opts: RunOptions, detach_keys
 # -- start / stop / kill / rm / wait -----------------------------------------------------------
 
 
-def _each(refs: Sequence[str], action: Callable[[str], object], *, echo: bool = True) -> int:
-    """docker's multi-container verbs: print each name that worked, one error line per failure."""
-    code = 0
-    for ref in refs:
-        try:
-            action(ref)
-            if echo:
-                print(ref)
-        except CorralError as e:
-            print(f"Error: {e}", file=sys.stderr)
-            code = exit_code(e)
-    return code
-
-
 def _start(v: dict[str, Any], args: list[str]) -> int:
     engine = _engine()
     if not v["attach"]:
-        return _each(args, lambda ref: engine.start(ref))
+        return each(args, lambda ref: engine.start(ref))
     from corral.containers import attach, monitor
     from corral.containers.options import RunOptions
 
@@ -262,37 +248,37 @@ def _start(v: dict[str, Any], args: list[str]) -> int:
 
 def _stop(v: dict[str, Any], args: list[str]) -> int:
     engine = _engine()
-    return _each(args, lambda ref: engine.stop(ref, v["time"]))
+    return each(args, lambda ref: engine.stop(ref, v["time"]))
 
 
 def _restart(v: dict[str, Any], args: list[str]) -> int:
     engine = _engine()
-    return _each(args, lambda ref: engine.restart(ref, v["time"]))
+    return each(args, lambda ref: engine.restart(ref, v["time"]))
 
 
 def _kill(v: dict[str, Any], args: list[str]) -> int:
     engine = _engine()
-    return _each(args, lambda ref: engine.kill(ref, v["signal"] or "KILL"))
+    return each(args, lambda ref: engine.kill(ref, v["signal"] or "KILL"))
 
 
 def _rm(v: dict[str, Any], args: list[str]) -> int:
     engine = _engine()
-    return _each(args, lambda ref: engine.remove(ref, force=bool(v["force"]), volumes=bool(v["volumes"])))
+    return each(args, lambda ref: engine.remove(ref, force=bool(v["force"]), volumes=bool(v["volumes"])))
 
 
 def _wait(v: dict[str, Any], args: list[str]) -> int:
     engine = _engine()
-    return _each(args, lambda ref: print(engine.wait(ref)), echo=False)
+    return each(args, lambda ref: print(engine.wait(ref)), echo=False)
 
 
 def _pause(v: dict[str, Any], args: list[str]) -> int:
     engine = _engine()
-    return _each(args, engine.pause)
+    return each(args, engine.pause)
 
 
 def _unpause(v: dict[str, Any], args: list[str]) -> int:
     engine = _engine()
-    return _each(args, engine.unpause)
+    return each(args, engine.unpause)
 
 
 def _rename(v: dict[str, Any], args: list[str]) -> int:
@@ -584,7 +570,7 @@ def _update(v: dict[str, Any], args: list[str]) -> int:
         "cpus": cpus, "cpu_shares": v["cpu_shares"], "cpuset_cpus": v["cpuset_cpus"],
         "cpuset_mems": v["cpuset_mems"], "pids_limit": v["pids_limit"],
     }
-    return _each(args, lambda ref: stats.update(engine, ref, {k: x for k, x in changes.items() if x is not None}))
+    return each(args, lambda ref: stats.update(engine, ref, {k: x for k, x in changes.items() if x is not None}))
 
 
 # -- the command table -----------------------------------------------------------------------------

@@ -152,3 +152,22 @@ def execute(cmd: Command, argv: Sequence[str], prog: str) -> int:
     except OSError as e:
         print(f"Error: {e}", file=sys.stderr)
         return 125
+
+
+def each(refs: Sequence[str], action: Callable[[str], object], *, echo: bool = True) -> int:
+    """docker's multi-object verbs (`rm`, `stop`, `volume rm`, ...): print each name that
+    worked, one error line per failure, and exit with the last failure's code."""
+    import sys
+
+    from corral.errors import CorralError, exit_code
+
+    code = 0
+    for ref in refs:
+        try:
+            action(ref)
+            if echo:
+                print(ref)
+        except CorralError as e:
+            print(f"Error: {e}", file=sys.stderr)
+            code = exit_code(e)
+    return code

@@ -7,8 +7,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from corral.cli.flags import Command, Flag, execute
-from corral.errors import CorralError, exit_code
+from corral.cli.flags import Command, Flag, each, execute
+from corral.errors import CorralError
 
 
 def _engine() -> Any:
@@ -68,15 +68,8 @@ def _inspect(v: dict[str, Any], args: list[str]) -> int:
 
 def _rm(v: dict[str, Any], args: list[str]) -> int:
     engine = _engine()
-    code = 0
-    for name in args:
-        try:
-            engine.volumes.remove(name, users=engine.volume_users(name), force=bool(v["force"]))
-            print(name)
-        except CorralError as e:
-            print(f"Error: {e}", file=sys.stderr)
-            code = exit_code(e)
-    return code
+    return each(args, lambda name: engine.volumes.remove(
+        name, users=engine.volume_users(name), force=bool(v["force"])))
 
 
 def _prune(v: dict[str, Any], args: list[str]) -> int:
