@@ -278,16 +278,18 @@ def rename_dns_entries(config_dir: Path, options: dict[str, Any]) -> None:
             continue
         with f:
             fcntl.flock(f, fcntl.LOCK_EX)
-            lines = f.read().split("\n")
+            text = f.read()
+            lines = text.split("\n")
             for i, line in enumerate(lines):
                 fields = line.split(" ")
                 if fields[0] == container_id and len(fields) >= 4:
                     fields[3] = ",".join([name, *fields[3].split(",")[1:]])
                     lines[i] = " ".join(fields)
-                    changed = True
-            f.seek(0)
-            f.write("\n".join(lines))
-            f.truncate()
+            if "\n".join(lines) != text:
+                f.seek(0)
+                f.write("\n".join(lines))
+                f.truncate()
+                changed = True
     if changed:
         dns_reload = _DnsReload(config_dir, options, own_may_go=False)
         with contextlib.suppress(OSError, ValueError):
