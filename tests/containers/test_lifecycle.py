@@ -10,6 +10,7 @@ import time
 import pytest
 
 from tests.containers.conftest import RUNTIMES, Corral
+from tests.runtime.bundles import read_pty
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
@@ -186,42 +187,25 @@ def _pty_run(corral: Corral, *args: str) -> tuple[int, int]:
     return pid, fd
 
 
-def _read(fd: int, until: bytes, timeout: float = 10) -> bytes:
-    import select
-
-    out = b""
-    deadline = time.monotonic() + timeout
-    while until not in out and time.monotonic() < deadline:
-        if select.select([fd], [], [], 0.1)[0]:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
-    return out
-
-
 def test_tty_detach_keys_and_attach(corral: Corral, name: str) -> None:
     pid, fd = _pty_run(corral, "run", "-it", "--name", name, "busybox", "sh")
-    assert b"/ # " in _read(fd, b"/ # ")
+    assert b"/ # " in read_pty(fd, b"/ # ")
     os.write(fd, b"tty\n")
-    assert b"/dev/pts/0" in _read(fd, b"/dev/pts/0")
+    assert b"/dev/pts/0" in read_pty(fd, b"/dev/pts/0")
     os.write(fd, b"\x10\x11")  # ctrl-p ctrl-q: detach, the container keeps running
     assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
     os.close(fd)
     assert corral.inspect(name, "{{.State.Status}}") == "running"
 
     pid, fd = _pty_run(corral, "exec", "-it", name, "sh", "-c", "tty; exit 5")
-    assert b"/dev/pts/" in _read(fd, b"/dev/pts/")
+    assert b"/dev/pts/" in read_pty(fd, b"/dev/pts/")
     assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 5
     os.close(fd)
 
     pid, fd = _pty_run(corral, "attach", name)
     time.sleep(0.3)
     os.write(fd, b"echo attached-$((40+2)); sleep 0.3; exit 4\n")
-    assert b"attached-42" in _read(fd, b"attached-42")
+    assert b"attached-42" in read_pty(fd, b"attached-42")
     assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 4
     os.close(fd)
     corral("rm", name)
