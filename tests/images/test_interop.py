@@ -10,11 +10,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tarfile
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from corral.images.transports.oci_layout import OCILayoutDestination, OCILayoutS
 from tests.images.conftest import corral
 from tests.images.layouts import write_layout
 from tests.images.tarbuild import Entry, tar_bytes
+from tests.runtime.bundles import private_daemon
 
 Podman = Callable[..., str]
 
@@ -143,12 +142,10 @@ def docker() -> Iterator[Podman]:
     base = Path(tempfile.mkdtemp(prefix="dk-", dir="/tmp"))  # socket paths must be short
     sock = f"unix://{base}/docker.sock"
     name = base.name
-    log = open(base / "dockerd.log", "wb")  # noqa: SIM115 - closed below
-    daemon = subprocess.Popen(
-        ["dockerd", "--data-root", str(base / "root"), "--exec-root", str(base / "exec"), "-H", sock,
-         "--pidfile", str(base / "pid"), "--iptables=false", "--ip6tables=false", "--bridge=none",
-         "--storage-driver=vfs", "--containerd-namespace", name,
-         "--containerd-plugins-namespace", f"{name}-p"], stdout=log, stderr=log)
+    argv = ["dockerd", "--data-root", str(base / "root"), "--exec-root", str(base / "exec"),
+            "-H", sock, "--pidfile", str(base / "pid"), "--iptables=false", "--ip6tables=false",
+            "--bridge=none", "--storage-driver=vfs", "--containerd-namespace", name,
+            "--containerd-plugins-namespace", f"{name}-p"]
 
     def run(*args: str) -> str:
         r = subprocess.run(["docker", "-H", sock, *args], capture_output=True, text=True,
@@ -156,21 +153,13 @@ def docker() -> Iterator[Podman]:
         assert r.returncode == 0, f"docker {' '.join(args)}: {r.stderr}"
         return r.stdout
 
+    def ready() -> bool:
+        return subprocess.run(["docker", "-H", sock, "version"], capture_output=True).returncode == 0
+
     try:
-        deadline = time.monotonic() + 30
-        while subprocess.run(["docker", "-H", sock, "version"], capture_output=True).returncode:
-            assert daemon.poll() is None and time.monotonic() < deadline, \
-                (base / "dockerd.log").read_text()[-2000:]
-            time.sleep(0.1)
-        yield run
+        with private_daemon(argv, base / "dockerd.log", ready):
+            yield run
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
-        log.close()
         subprocess.run(["umount", "-R", str(base)], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
 
