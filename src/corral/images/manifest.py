@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from corral.errors import InvalidArgument
-from corral.images.reference import DIGEST_RE
+from corral.images.reference import is_digest
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -120,7 +120,7 @@ class Descriptor:
         if not isinstance(d, dict):
             raise InvalidArgument(f"malformed {where}: descriptor is not an object")
         digest, size, media_type = d.get("digest"), d.get("size"), d.get("mediaType", "")
-        if not isinstance(digest, str) or not DIGEST_RE.match(digest):
+        if not isinstance(digest, str) or not is_digest(digest):
             raise InvalidArgument(f"malformed {where}: bad digest {digest!r}")
         if not isinstance(size, int) or size < 0:
             raise InvalidArgument(f"malformed {where}: bad size {size!r}")
@@ -241,7 +241,7 @@ def parse_config(raw: bytes) -> dict[str, Any]:
     if not isinstance(rootfs, dict) or not isinstance(rootfs.get("diff_ids"), list):
         raise InvalidArgument("malformed image config: no rootfs.diff_ids")
     for d in rootfs["diff_ids"]:
-        if not isinstance(d, str) or not DIGEST_RE.match(d):
+        if not isinstance(d, str) or not is_digest(d):
             raise InvalidArgument(f"malformed image config: bad diff id {d!r}")
     return doc
 

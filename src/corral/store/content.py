@@ -16,7 +16,7 @@ from pathlib import Path
 from types import TracebackType
 
 from corral.errors import InvalidArgument, NotFound
-from corral.images.reference import DIGEST_RE
+from corral.images.reference import is_digest
 from corral.store.streams import Reader, Stream
 
 _CHUNK = 1 << 20
@@ -27,7 +27,7 @@ class DigestMismatch(InvalidArgument):
 
 
 def check_digest(digest: str) -> str:
-    if not DIGEST_RE.match(digest):
+    if not is_digest(digest):
         raise InvalidArgument(f"invalid digest {digest!r}")
     return digest
 
@@ -149,10 +149,10 @@ class Ingest:
 
 
 class ContentStore:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.blobs_dir = root / "blobs" / "sha256"
-        self.ingest_dir = root / "ingest"
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.blobs_dir = self.root / "blobs" / "sha256"
+        self.ingest_dir = self.root / "ingest"
 
     def path(self, digest: str) -> Path:
         return self.blobs_dir / check_digest(digest)[7:]

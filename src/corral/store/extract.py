@@ -29,7 +29,6 @@ import shutil
 import stat
 import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 from corral.errors import CorralError, InvalidArgument
@@ -72,7 +71,7 @@ def normalize_name(name: str) -> tuple[str, ...]:
 
 
 class _Extractor:
-    def __init__(self, dest: Path, whiteouts: Whiteouts) -> None:
+    def __init__(self, dest: str | os.PathLike[str], whiteouts: Whiteouts) -> None:
         self.dest = os.path.realpath(dest)
         self.whiteouts = whiteouts
         self.is_root = os.geteuid() == 0 and _in_initial_userns()
@@ -311,7 +310,7 @@ class _Extractor:
             os.utime(path, ns=(mtime, mtime), follow_symlinks=False)
 
 
-def remove_path(path: str | Path) -> None:
+def remove_path(path: str | os.PathLike[str]) -> None:
     """Delete whatever is at `path` (file, link, device or directory tree); missing is fine."""
     try:
         os.unlink(path)
@@ -321,7 +320,7 @@ def remove_path(path: str | Path) -> None:
         pass
 
 
-def remove_tree(path: str | Path) -> None:
+def remove_tree(path: str | os.PathLike[str]) -> None:
     """Delete a directory tree, however deep (shutil.rmtree recurses once per level: a layer can
     nest thousands of directories); a missing path is fine."""
     try:
@@ -367,7 +366,7 @@ def _in_initial_userns() -> bool:
     return _initial_userns
 
 
-def extract(stream: Reader, dest: Path, *, whiteouts: Whiteouts = "overlay") -> ExtractStats:
+def extract(stream: Reader, dest: str | os.PathLike[str], *, whiteouts: Whiteouts = "overlay") -> ExtractStats:
     """Unpack the tar `stream` into the existing directory `dest`; see the module docstring."""
     ex = _Extractor(dest, whiteouts)
     tar = TarReader(stream)

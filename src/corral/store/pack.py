@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import stat
 import tarfile
-from pathlib import Path
 from typing import IO
 
 from corral.store.extract import OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX
@@ -40,7 +39,7 @@ def _is_opaque(path: str) -> bool:
         return False
 
 
-def pack_dir(root: Path, out: IO[bytes], *, mtime: int | None = None,
+def pack_dir(root: str | os.PathLike[str], out: IO[bytes], *, mtime: int | None = None,
              overlay_whiteouts: bool = False, root_owned: bool = False) -> None:
     """Write the tree under `root` as a tar stream to `out` (see the module docstring).
 
@@ -102,4 +101,4 @@ def pack_dir(root: Path, out: IO[bytes], *, mtime: int | None = None,
                 if e.is_dir(follow_symlinks=False):
                     walk(child_rel, e.path)
 
-        walk("", str(root))
+        walk("", os.fspath(root))

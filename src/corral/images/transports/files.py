@@ -7,8 +7,8 @@ like any other source's.
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Mapping
-from pathlib import Path
 
 from corral.errors import NotFound
 from corral.images.manifest import Descriptor
@@ -17,7 +17,7 @@ from corral.store.streams import Reader
 
 
 class FilesSource(ImageSource):
-    def __init__(self, manifest: bytes, media_type: str, blobs: Mapping[str, Path | bytes],
+    def __init__(self, manifest: bytes, media_type: str, blobs: Mapping[str, str | os.PathLike[str] | bytes],
                  reference: str = "local build") -> None:
         self.manifest = manifest
         self.media_type = media_type
