@@ -13,16 +13,16 @@ instead of failing with "database is locked".
 from __future__ import annotations
 
 import _sqlite3 as sqlite3  # the C module: the sqlite3 package only adds datetime adapters (importing datetime: ~1 ms)
+import os
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 _BUSY_TIMEOUT_S = 30.0
 
 
-def connect(path: Path) -> sqlite3.Connection:
+def connect(path: str) -> sqlite3.Connection:
     """Open (creating if needed) the database at `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     conn = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
     conn.row_factory = sqlite3.Row
     # Switching a new database to WAL, and opening one whose WAL needs recovery, can answer

@@ -200,7 +200,7 @@ def logout(server: str | None, authfile: Path | None) -> None:
 def _lists() -> Any:
     from corral.images.registry.manifest_lists import ManifestLists
 
-    return ManifestLists(paths().root)
+    return ManifestLists(Path(paths().root))
 
 
 @click.group("manifest")

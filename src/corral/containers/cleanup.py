@@ -35,12 +35,10 @@ def main(argv: list[str]) -> int:
     runroot = argv[argv.index("--runroot") + 1]
     if torn_down(runroot, argv[-1]):
         return 0
-    from pathlib import Path
-
     from corral.config import Paths
     from corral.containers.store import Store
 
-    paths = Paths(root=Path(argv[argv.index("--root") + 1]), runroot=Path(runroot))
+    paths = Paths(root=argv[argv.index("--root") + 1], runroot=runroot)
     rec = Store(paths).find(argv[-1])
     if rec is None or rec.state not in ("running", "paused"):
         return 0  # a foreground `run` or a `stop` already did it: skip the heavier imports

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 
 def _lower_dirs(engine: Containers, rec: Record) -> list[Path]:
-    d = engine.store.dir(rec.id)
+    d = Path(engine.store.dir(rec.id))
     image = engine.images.get(rec.image_id)
     lowers: list[Path] = []
     for m in engine.images.rootfs_mounts(image, d / "upper", d / "work"):
@@ -41,7 +41,7 @@ _ETC_MOUNT_POINTS = ("etc/hostname", "etc/hosts", "etc/resolv.conf")
 
 
 def diff(engine: Containers, rec: Record) -> list[tuple[str, str]]:
-    upper = engine.store.dir(rec.id) / "upper"
+    upper = Path(engine.store.dir(rec.id)) / "upper"
     lowers = _lower_dirs(engine, rec)
     changes: list[tuple[str, str]] = []
     for dirpath, dirnames, filenames in os.walk(upper):
@@ -86,7 +86,7 @@ def commit(engine: Containers, rec: Record, repository: str | None, *, changes: 
     if paused:
         runtime.pause(rec.id)
     try:
-        return engine.images.commit(parent, engine.store.dir(rec.id) / "upper", config,
+        return engine.images.commit(parent, Path(engine.store.dir(rec.id)) / "upper", config,
                                     message=message, author=author, tags=tags)
     finally:
         if paused:

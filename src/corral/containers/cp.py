@@ -57,6 +57,14 @@ def copy(engine: Containers, src: str, dst: str, *, archive: bool = False,
             to_container(root, src_path, dst_path, keep_owner=archive)
 
 
+def _resolve(root: Path, path: str) -> Path:
+    return Path(rootpath.resolve(str(root), path))
+
+
+def _mkdir_in_root(root: Path, path: str) -> Path:
+    return Path(rootpath.mkdir_in_root(str(root), path))
+
+
 @contextlib.contextmanager
 def container_root(engine: Containers, rec: Record) -> Iterator[Path]:
     observed = engine.observe(rec)
@@ -64,13 +72,13 @@ def container_root(engine: Containers, rec: Record) -> Iterator[Path]:
         yield Path(f"/proc/{rec.pid}/root")
         return
     with engine.mounted_rootfs(rec) as root:
-        yield root
+        yield Path(root)
 
 
 def _source_in_root(root: Path, path: str, follow: bool) -> Path:
     if follow or path.endswith("/") or path.endswith("/."):
-        return rootpath.resolve(root, path)
-    parent = rootpath.resolve(root, os.path.dirname(path.rstrip("/")) or "/")
+        return _resolve(root, path)
+    parent = _resolve(root, os.path.dirname(path.rstrip("/")) or "/")
     return parent / os.path.basename(path.rstrip("/"))
 
 
@@ -106,7 +114,7 @@ def _add(tar: tarfile.TarFile, source: Path, arcname: str, contents_only: bool) 
 
 
 def to_container(root: Path, src: str, path: str, *, keep_owner: bool) -> None:
-    dest = rootpath.resolve(root, path)
+    dest = _resolve(root, path)
     if src == "-":
         if not dest.is_dir():
             raise InvalidArgument(f"destination {path} must be a directory when copying from stdin")
@@ -121,7 +129,7 @@ def to_container(root: Path, src: str, path: str, *, keep_owner: bool) -> None:
         into, name = path, os.path.basename(os.path.normpath(src))
     else:
         into, name = os.path.dirname(path.rstrip("/")) or "/", os.path.basename(path.rstrip("/"))
-        if not rootpath.resolve(root, into).is_dir():
+        if not _resolve(root, into).is_dir():
             raise NotFound(f"destination directory {into} does not exist in the container")
     with tempfile.TemporaryFile() as spool:
         with tarfile.open(fileobj=spool, mode="w") as tar:
@@ -139,7 +147,7 @@ def extract(tar: tarfile.TarFile, root: Path, into: str, *, keep_owner: bool) ->
         if not name or name == ".":
             continue
         in_ctr = os.path.join(into, name)
-        parent = rootpath.mkdir_in_root(root, os.path.dirname(in_ctr))
+        parent = _mkdir_in_root(root, os.path.dirname(in_ctr))
         target = parent / os.path.basename(in_ctr)
         if member.isdir():
             if not target.is_dir() or target.is_symlink():
@@ -150,7 +158,7 @@ def extract(tar: tarfile.TarFile, root: Path, into: str, *, keep_owner: bool) ->
             if member.issym():
                 os.symlink(member.linkname, target)
             elif member.islnk():
-                os.link(rootpath.resolve(root, os.path.join(into, member.linkname)), target)
+                os.link(_resolve(root, os.path.join(into, member.linkname)), target)
             elif member.isreg():
                 _write(tar.extractfile(member), target)
             else:

@@ -13,7 +13,6 @@ import os
 import stat
 import subprocess
 from collections.abc import Sequence
-from pathlib import Path
 
 from corral.config import Paths
 from corral.containers import defaults, ociruntime, rootpath, state
@@ -37,8 +36,9 @@ def command(paths: Paths, ref: str, argv: Sequence[str], *, tty: bool = False, d
         raise Conflict(f"container {rec.name} is paused, unpause the container before exec")
     if observed.status is not Status.RUNNING:
         raise Conflict(f"container {rec.name} is not running")
-    spec = json.loads((store.dir(rec.id) / "config.json").read_text())
-    root = Path(f"/proc/{rec.pid}/root")
+    with open(os.path.join(store.dir(rec.id), "config.json"), "rb") as f:
+        spec = json.loads(f.read())
+    root = f"/proc/{rec.pid}/root"
     process = process_for(spec["process"], root, argv, tty=tty, env=env, user=user,
                           workdir=workdir, privileged=privileged)
     data = json.dumps(process).encode()
@@ -79,7 +79,7 @@ def capture(paths: Paths, ref: str, argv: Sequence[str], **options: Any) -> tupl
     return proc.returncode, proc.stdout
 
 
-def process_for(base: dict[str, Any], root: Path, argv: Sequence[str], *, tty: bool,
+def process_for(base: dict[str, Any], root: str, argv: Sequence[str], *, tty: bool,
                 env: Sequence[str], user: str | None, workdir: str | None,
                 privileged: bool) -> dict[str, Any]:
     process = dict(base)
@@ -106,7 +106,7 @@ def process_for(base: dict[str, Any], root: Path, argv: Sequence[str], *, tty: b
     return process
 
 
-def check_executable(root: Path, program: str, path_var: str, cwd: str) -> None:
+def check_executable(root: str, program: str, path_var: str, cwd: str) -> None:
     """docker's 127 (not found) / 126 (not executable), decided inside the container's root."""
     if "/" in program:
         candidates = [program if program.startswith("/") else os.path.join(cwd, program)]
@@ -116,7 +116,7 @@ def check_executable(root: Path, program: str, path_var: str, cwd: str) -> None:
     for candidate in candidates:
         host = rootpath.resolve(root, candidate)
         try:
-            st = host.stat()
+            st = os.stat(host)
         except OSError:
             continue
         if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,7 @@ def inspect(engine: Containers, rec: Record, observed: Observed) -> dict[str, An
     opts = rec.options
     d = engine.store.dir(rec.id)
     try:
-        spec = json.loads((d / "config.json").read_text())
+        spec = json.loads(_read(os.path.join(d, "config.json")))
     except (OSError, ValueError):
         spec = {"process": {"env": [], "cwd": "/", "user": {}}, "mounts": []}
     process = spec["process"]
@@ -54,10 +55,10 @@ def inspect(engine: Containers, rec: Record, observed: Observed) -> dict[str, An
             "FinishedAt": rfc3339(observed.finished_at if not running else 0),
         },
         "Image": rec.image_id,
-        "ResolvConfPath": str(d / "resolv.conf"),
-        "HostnamePath": str(d / "hostname"),
-        "HostsPath": str(d / "hosts"),
-        "LogPath": str(engine.store.log_path(rec.id)),
+        "ResolvConfPath": os.path.join(d, "resolv.conf"),
+        "HostnamePath": os.path.join(d, "hostname"),
+        "HostsPath": os.path.join(d, "hosts"),
+        "LogPath": engine.store.log_path(rec.id),
         "Name": f"/{rec.name}",
         "RestartCount": 0,
         "Driver": "overlay",
@@ -91,11 +92,11 @@ def inspect(engine: Containers, rec: Record, observed: Observed) -> dict[str, An
             "Devices": [{"PathOnHost": x["host_path"], "PathInContainer": x["container_path"],
                          "CgroupPermissions": x["permissions"]} for x in opts.get("devices", ())],
         },
-        "GraphDriver": {"Name": "overlay", "Data": {"UpperDir": str(d / "upper"), "WorkDir": str(d / "work"),
-                                                    "MergedDir": str(engine.store.rootfs(rec.id))}},
+        "GraphDriver": {"Name": "overlay", "Data": {"UpperDir": os.path.join(d, "upper"), "WorkDir": os.path.join(d, "work"),
+                                                    "MergedDir": engine.store.rootfs(rec.id)}},
         "Mounts": [
             {"Type": m["type"], "Name": m["source"] if m["type"] == "volume" else "",
-             "Source": str(engine.paths.root / "volumes" / m["source"] / "_data") if m["type"] == "volume" else m["source"],
+             "Source": os.path.join(engine.paths.root, "volumes", m["source"], "_data") if m["type"] == "volume" else m["source"],
              "Destination": m["target"], "Mode": "", "RW": not m["readonly"],
              "Propagation": m["propagation"] or ("rprivate" if m["type"] == "bind" else "")}
             for m in mounts
@@ -116,3 +117,8 @@ def inspect(engine: Containers, rec: Record, observed: Observed) -> dict[str, An
         },
         "NetworkSettings": networking.settings(engine.paths, rec.id, rec.network),
     }
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()

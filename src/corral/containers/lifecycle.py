@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
 
 from corral import fsutil
 from corral.config import Paths
@@ -105,7 +103,7 @@ class Containers:
             try:
                 rec = self._prepare(rec, opts, image)
                 if opts.cidfile:
-                    fsutil.atomic_write(Path(opts.cidfile), rec.id.encode())
+                    fsutil.atomic_write(opts.cidfile, rec.id.encode())
             except BaseException:
                 self._destroy(rec, anonymous_volumes=True)
                 raise
@@ -185,7 +183,7 @@ class Containers:
         """Rootfs, volumes, /etc files and config.json: everything the runtime will need."""
         d = self.store.dir(rec.id)
         rootfs = self.store.rootfs(rec.id)
-        d.mkdir(parents=True, exist_ok=True)
+        os.makedirs(d, exist_ok=True)
         self._mount_rootfs(rec, image)
         cfg = image.config.get("config") or {}
         plan = networking.prepare(self.paths, rec.id, rec.name, opts, cfg)
@@ -196,7 +194,8 @@ class Containers:
             container_id=rec.id, rootfs=rootfs, image_config=cfg, mounts=oci_mounts,
             etc_files=etc, netns=plan.netns))
         # A --rm container's files go with it: no fsync (one costs ms on a busy disk).
-        fsutil.atomic_write(d / "config.json", json.dumps(spec).encode(), durable=not opts.remove)
+        fsutil.atomic_write(os.path.join(d, "config.json"), json.dumps(spec).encode(),
+                            durable=not opts.remove)
         return self.store.update(rec, state="created", options=opts.to_json(),
                                  args=tuple(spec["process"]["args"]))
 
@@ -205,17 +204,18 @@ class Containers:
         A --rm container's upper dir is thrown away at exit, so its overlay is `volatile`: no
         sync of the whole upper filesystem at unmount (ms, many on a busy disk)."""
         d = self.store.dir(rec.id)
+        work = os.path.join(d, "work")
         described = self.images.rootfs_mounts(image or self.images.get(rec.image_id),
-                                              d / "upper", d / "work")
+                                              os.path.join(d, "upper"), work)
         if rec.options.get("remove"):
             # a volatile mount leaves this marker, which refuses every later mount of the dirs
-            shutil.rmtree(d / "work" / "work" / "incompat", ignore_errors=True)
+            fsutil.remove_tree(os.path.join(work, "work", "incompat"))
             described = [m._replace(options=(*m.options, "volatile")) if m.type == "overlay" else m
                          for m in described]
         mounts.mount_all(described, self.store.rootfs(rec.id))
 
     def _user_mounts(self, opts: RunOptions, image_cfg: Mapping[str, Any],
-                     rootfs: Path) -> tuple[tuple[MountSpec, ...], list[dict[str, Any]]]:
+                     rootfs: str) -> tuple[tuple[MountSpec, ...], list[dict[str, Any]]]:
         """Resolve -v/--mount/--tmpfs and the image's VOLUMEs into OCI mounts."""
         from corral.containers import rootpath
 
@@ -262,7 +262,7 @@ class Containers:
             guard(rec, observed, observed.status.can_start(), "start")
             if rec.state != "created":
                 rec = self._finish(rec, observed)
-            elif self.store.bundle(rec.id).exists():  # a start that was killed half-way
+            elif os.path.exists(self.store.bundle(rec.id)):  # a start that was killed half-way
                 self._teardown(rec, ociruntime.find(rec.runtime, self.paths.runroot))
             return self._start(rec, attach)
 
@@ -271,11 +271,11 @@ class Containers:
         runtime = ociruntime.find(rec.runtime, self.paths.runroot)
         bundle = self.store.bundle(rec.id)
         rootfs = self.store.rootfs(rec.id)
-        shutil.rmtree(bundle, ignore_errors=True)
-        bundle.mkdir(parents=True)
+        fsutil.remove_tree(bundle)
+        os.makedirs(bundle)
         if attach:
             self._claims[rec.id] = _claim(bundle)
-        (bundle / "config.json").symlink_to(self.store.dir(rec.id) / "config.json")
+        os.symlink(os.path.join(self.store.dir(rec.id), "config.json"), os.path.join(bundle, "config.json"))
         if not mounts.is_mounted(rootfs):
             self._mount_rootfs(rec)
         network = networking.setup(self.paths, rec.id, rec.network)
@@ -296,7 +296,8 @@ class Containers:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(monitor.conmon_pid(bundle), 9)
             self._teardown(rec, runtime)
-            args = json.loads((self.store.dir(rec.id) / "config.json").read_text())["process"]["args"]
+            with open(os.path.join(self.store.dir(rec.id), "config.json"), "rb") as f:
+                args = json.loads(f.read())["process"]["args"]
             raise ociruntime.start_error(str(e), args) from None
         rec = self.store.update(rec, state="running", pid=pid, pid_start=monitor.start_time(pid),
                                 conmon_pid=conmon_pid, boot_id=monitor.boot_id(), started_at=now(),
@@ -319,7 +320,7 @@ class Containers:
             raise
         return rec, sock
 
-    def _exit_command(self, cid: str, bundle: Path) -> list[str]:
+    def _exit_command(self, cid: str, bundle: str) -> list[str]:
         """What conmon runs when the program exits: `corral container cleanup <id>`, as the
         light module entry, with this engine's paths so it finds the same store.
 
@@ -334,10 +335,10 @@ class Containers:
         cleanup = [sys.executable, "-I", "-S", "-c",
                    f"import sys; sys.path.insert(0, {package_parent!r}); "
                    "from corral.containers.cleanup import main; sys.exit(main(sys.argv[1:]))",
-                   "--root", str(self.paths.root), "--runroot", str(self.paths.runroot), cid]
+                   "--root", self.paths.root, "--runroot", self.paths.runroot, cid]
         # $0 is the bundle; a bundle already gone (torn down) ends it without a sound.
         wait = '{ flock 9 && [ -d "$0" ] && exec "$@" 9<&-; } 2>/dev/null 9<"$0"; exit 0'
-        return ["/bin/sh", "-c", wait, str(bundle), *cleanup]
+        return ["/bin/sh", "-c", wait, bundle, *cleanup]
 
     # -- stop / kill / pause -------------------------------------------------------------------
     def stop(self, ref: str, timeout: int | None = None) -> Record:
@@ -445,7 +446,7 @@ class Containers:
         """Take down what a started container held; `meanwhile` runs while the runtime
         deletes the container (its cgroups: ms of kernel time) in a child process."""
         bundle = self.store.bundle(rec.id)
-        deleting = runtime.delete(rec.id) if bundle.exists() else None
+        deleting = runtime.delete(rec.id) if os.path.exists(bundle) else None
         try:
             mounts.unmount(self.store.rootfs(rec.id))
             networking.teardown(self.paths, rec.id, rec.network)
@@ -459,7 +460,7 @@ class Containers:
             if monitor.alive(conmon) and monitor.exit_status(bundle) is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(conmon, 9)
-            shutil.rmtree(bundle, ignore_errors=True)
+            fsutil.remove_tree(bundle)
         claim = self._claims.pop(rec.id, None)
         if claim is not None:  # the exit command waiting on it finds the bundle gone
             os.close(claim)
@@ -489,7 +490,7 @@ class Containers:
     def _forget(self, rec: Record, *, anonymous_volumes: bool) -> None:
         """The container's record, files, network and (anonymous) volumes: gone."""
         networking.release(self.paths, rec.id, rec.network)
-        _discard(self.store.dir(rec.id), self.paths.root / "trash")
+        _discard(self.store.dir(rec.id), os.path.join(self.paths.root, "trash"))
         self.store.delete(rec.id)
         if anonymous_volumes:
             for m in rec.options.get("mounts", ()):
@@ -499,7 +500,7 @@ class Containers:
                         if vol.anonymous:
                             self.volumes.remove(vol.name, users=[])
         with contextlib.suppress(FileNotFoundError):
-            (self.paths.runroot / "locks" / rec.id).unlink()
+            os.unlink(self.store.lock_path(rec.id))
 
     def prune(self) -> list[str]:
         removed = []
@@ -515,7 +516,7 @@ class Containers:
                 if any(m["type"] == "volume" and m["source"] == name for m in r.options.get("mounts", ()))]
 
     @contextlib.contextmanager
-    def mounted_rootfs(self, rec: Record) -> Iterator[Path]:
+    def mounted_rootfs(self, rec: Record) -> Iterator[str]:
         """The container's root filesystem, mounted for the duration if it is not already."""
         rootfs = self.store.rootfs(rec.id)
         if mounts.is_mounted(rootfs):
@@ -561,7 +562,7 @@ def _signal_name(sig: str) -> str:
     raise InvalidArgument(f"invalid signal: {sig}")
 
 
-def _claim(bundle: Path) -> int:
+def _claim(bundle: str) -> int:
     """Hold the bundle directory's flock: this process will clean up after the program."""
     import fcntl
 
@@ -570,12 +571,12 @@ def _claim(bundle: Path) -> int:
     return fd
 
 
-def _discard(directory: Path, trash: Path) -> None:
+def _discard(directory: str, trash: str) -> None:
     """Remove a container's directory without making the caller wait: rename it into the trash
     (atomic, so the store never shows half of it), then delete it in a detached grandchild
     (unlinking an overlay upper dir file by file costs tens of ms on ext4)."""
-    trash.mkdir(exist_ok=True)
-    target = trash / f"{directory.name}-{os.urandom(4).hex()}"
+    os.makedirs(trash, exist_ok=True)
+    target = os.path.join(trash, f"{os.path.basename(directory)}-{os.urandom(4).hex()}")
     try:
         os.rename(directory, target)
     except FileNotFoundError:
@@ -584,8 +585,8 @@ def _discard(directory: Path, trash: Path) -> None:
     if pid == 0:  # pragma: no cover - child
         try:
             os.setsid()
-            if os.fork() == 0:
-                shutil.rmtree(target, ignore_errors=True)
+            if os.fork() == 0:  # rm(1), not shutil: no imports beside the CLI's exit
+                os.execv("/bin/rm", ["rm", "-rf", "--one-file-system", target])
         finally:
             os._exit(0)
     os.waitpid(pid, 0)

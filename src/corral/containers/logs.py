@@ -67,7 +67,7 @@ def collect(engine: Containers, rec: Record, *, streams: set[str] | None = None,
     """The log as it is now, as lines (for the Python API)."""
     now = time.time()
     path = engine.store.log_path(rec.id)
-    if not path.exists():
+    if not os.path.exists(path):
         return []
     with open(path, "rb") as f:
         entries = [e for e in _lines(f, parse_time(since, now) if since else None,
@@ -94,7 +94,7 @@ def show(engine: Containers, rec: Record, *, follow: bool = False, since: str | 
     since_t = parse_time(since, now) if since else None
     until_t = parse_time(until, now) if until else None
     path = engine.store.log_path(rec.id)
-    if not path.exists():
+    if not os.path.exists(path):
         return
     with open(path, "rb") as f:
         for entry in _tail(list(_lines(f, since_t, until_t)), tail):

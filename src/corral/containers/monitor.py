@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from corral.errors import CorralError
 from corral.records import NamedTuple
@@ -37,9 +36,9 @@ _SYNC_FD = 3  # conmon's sync pipe, as fd 3 in conmon (_OCI_SYNCPIPE)
 class Launch(NamedTuple):
     container_id: str
     name: str
-    bundle: Path
+    bundle: str
     runtime: Runtime
-    log_path: Path
+    log_path: str
     exit_command: Sequence[str]
     tty: bool = False
     stdin: bool = False
@@ -67,10 +66,10 @@ def launch(req: Launch, while_waiting: Callable[[], object] | None = None) -> tu
     argv = [
         conmon, "--api-version", "1",
         "-c", req.container_id, "-u", req.container_id, "-n", req.name,
-        "-r", req.runtime.path, "--runtime-arg", "--root", "--runtime-arg", str(req.runtime.state_root),
-        "-b", str(b), "-p", str(b / "pidfile"), "--persist-dir", str(b),
-        "--conmon-pidfile", str(b / "conmon.pid"),
-        "--full-attach", "--socket-dir-path", str(b),
+        "-r", req.runtime.path, "--runtime-arg", "--root", "--runtime-arg", req.runtime.state_root,
+        "-b", b, "-p", os.path.join(b, "pidfile"), "--persist-dir", b,
+        "--conmon-pidfile", os.path.join(b, "conmon.pid"),
+        "--full-attach", "--socket-dir-path", b,
         "-l", f"k8s-file:{req.log_path}" if req.log else "none", "--log-level", "error", "--no-sync-log",
     ]  # fmt: skip
     if req.tty:
@@ -133,25 +132,27 @@ def _read_sync(fd: int) -> dict[str, object]:
         return {"data": -1, "message": data.decode(errors="replace").strip()}
 
 
-def conmon_pid(bundle: Path) -> int:
+def conmon_pid(bundle: str) -> int:
     try:
-        return int((bundle / "conmon.pid").read_text())
+        with open(os.path.join(bundle, "conmon.pid"), "rb") as f:
+            return int(f.read())
     except (OSError, ValueError):
         return 0
 
 
-def exit_status(bundle: Path) -> tuple[int, bool] | None:
+def exit_status(bundle: str) -> tuple[int, bool] | None:
     """(exit code, OOM-killed) once conmon has recorded the exit, else None."""
     try:
-        text = (bundle / "exit").read_text()
+        with open(os.path.join(bundle, "exit"), "rb") as f:
+            text = f.read()
     except FileNotFoundError:
         return None
     if not text.strip():
         return None  # conmon writes the file atomically, but be safe about an empty read
-    return int(text), (bundle / "oom").exists()
+    return int(text), os.path.exists(os.path.join(bundle, "oom"))
 
 
-def wait_exit(bundle: Path, pid: int, timeout: float | None = None) -> tuple[int, bool] | None:
+def wait_exit(bundle: str, pid: int, timeout: float | None = None) -> tuple[int, bool] | None:
     """Block until conmon records the exit of the container whose init is `pid`."""
     deadline = None if timeout is None else time.monotonic() + timeout
     _wait_pid(pid, timeout)
@@ -160,7 +161,7 @@ def wait_exit(bundle: Path, pid: int, timeout: float | None = None) -> tuple[int
         status = exit_status(bundle)
         if status is not None:
             return status
-        if not bundle.exists() or (deadline is not None and time.monotonic() > deadline):
+        if not os.path.exists(bundle) or (deadline is not None and time.monotonic() > deadline):
             return None
         if not alive(conmon_pid(bundle)):
             return exit_status(bundle)

@@ -8,8 +8,8 @@ and takes them down with a detaching umount at cleanup.
 from __future__ import annotations
 
 import errno
+import os
 from collections.abc import Sequence
-from pathlib import Path
 
 from corral.runtime.linux import syscalls  # the runtime's seam to mount(2): no ctypes import
 
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-def mount(kind: str, source: str, target: Path, options: Sequence[str]) -> None:
+def mount(kind: str, source: str, target: str, options: Sequence[str]) -> None:
     """Mount one description (`overlay` or `bind`) on `target`."""
     flags = 0
     data: list[str] = []
@@ -31,28 +31,28 @@ def mount(kind: str, source: str, target: Path, options: Sequence[str]) -> None:
             data.append(opt)
     if kind == "bind":
         flags |= syscalls.MS_BIND
-    syscalls.mount(source, str(target), kind, flags, ",".join(data) if data else None)
+    syscalls.mount(source, target, kind, flags, ",".join(data) if data else None)
 
 
-def mount_all(mounts: Sequence[Any], target: Path) -> None:
+def mount_all(mounts: Sequence[Any], target: str) -> None:
     """Mount the image service's descriptions (objects with type/source/options) on `target`."""
-    target.mkdir(parents=True, exist_ok=True)
+    os.makedirs(target, exist_ok=True)
     for m in mounts:
         mount(m.type, m.source, target, tuple(m.options))
 
 
-def is_mounted(target: Path) -> bool:
+def is_mounted(target: str) -> bool:
     """Whether something is mounted exactly at `target` (by /proc/self/mountinfo)."""
-    wanted = str(target).encode()
+    wanted = target.encode()
     with open("/proc/self/mountinfo", "rb") as f:
         return any(line.split(b" ", 5)[4] == wanted for line in f)
 
 
-def unmount(target: Path) -> None:
+def unmount(target: str) -> None:
     """Detach every mount stacked on `target`; nothing mounted is fine."""
     while True:
         try:
-            syscalls.umount2(str(target), syscalls.MNT_DETACH)
+            syscalls.umount2(target, syscalls.MNT_DETACH)
         except OSError as e:
             if e.errno in (errno.EINVAL, errno.ENOENT):
                 return

@@ -7,7 +7,6 @@ UNIQUE constraint decides), and after a few tries a digit suffix is added.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 
 _ADJECTIVES = (
@@ -33,12 +32,15 @@ _SURNAMES = (
     "yalow", "yonath",
 )  # fmt: skip
 
-# Docker's rule for user-chosen names (compiled on first use: startup time matters here).
-_VALID_NAME = r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$"
+_FIRST = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_REST = _FIRST | frozenset("_.-")
 
 
 def valid(name: str) -> bool:
-    return re.match(_VALID_NAME, name) is not None
+    """Docker's rule for user-chosen names, `^/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$` (checked without
+    `re`: importing it costs every `corral run` ~2 ms)."""
+    name = name.removeprefix("/")
+    return bool(name) and name[0] in _FIRST and all(c in _REST for c in name)
 
 
 def generate(attempt: int = 0) -> str:

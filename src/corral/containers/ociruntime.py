@@ -17,11 +17,9 @@ then `DEFAULT`.
 from __future__ import annotations
 
 import os
-import re
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 from corral.errors import CannotExecute, CommandNotFound, CorralError, InvalidArgument
 from corral.records import NamedTuple
@@ -29,7 +27,7 @@ from corral.records import NamedTuple
 TYPE_CHECKING = False  # not typing's: `ps` and `exec` must not import typing (~2 ms)
 
 DEFAULT = "corral-runtime"
-CONFIG_FILE = Path("/etc/corral/corral.toml")
+CONFIG_FILE = "/etc/corral/corral.toml"
 # What corral-runtime's forked verbs import (its verb modules and what they load lazily):
 # `preload` brings them in while the CLI waits anyway, so each forked verb starts with them.
 _VERB_MODULES = ("corral.runtime.cli", "corral.runtime.flags", "corral.runtime.verbs.start",
@@ -44,11 +42,11 @@ _CANNOT_EXEC = r"(?i)permission denied|operation not permitted|is a directory|ex
 class Runtime(NamedTuple):
     name: str
     path: str
-    state_root: Path
+    state_root: str
     bundled: bool = False  # corral's own corral-runtime: verbs may run in a forked child
 
     def argv(self, *args: str) -> list[str]:
-        return [self.path, "--root", str(self.state_root), *args]
+        return [self.path, "--root", self.state_root, *args]
 
     def run(self, *args: str, check: bool = True, timeout: float = 60) -> int:
         """Run one verb; its exit code (with `check`, a failure raises its one-line message)."""
@@ -104,8 +102,8 @@ class Runtime(NamedTuple):
     def resume(self, cid: str) -> None:
         self.run("resume", cid)
 
-    def update(self, cid: str, resources_file: Path) -> None:
-        self.run("update", "--resources", str(resources_file), cid)
+    def update(self, cid: str, resources_file: str) -> None:
+        self.run("update", "--resources", resources_file, cid)
 
 
 def configured_name(explicit: str | None = None) -> str:
@@ -114,12 +112,13 @@ def configured_name(explicit: str | None = None) -> str:
     env = os.environ.get("CORRAL_RUNTIME")
     if env:
         return env
-    config = Path(os.environ.get("CORRAL_CONFIG") or CONFIG_FILE)
-    if config.is_file():
+    config = os.environ.get("CORRAL_CONFIG") or CONFIG_FILE
+    if os.path.isfile(config):
         import tomllib
 
         try:
-            engine = tomllib.loads(config.read_text()).get("engine", {})
+            with open(config) as f:
+                engine = tomllib.loads(f.read()).get("engine", {})
         except (OSError, ValueError) as e:
             raise InvalidArgument(f"reading {config}: {e}") from e
         if isinstance(engine.get("runtime"), str):
@@ -127,20 +126,23 @@ def configured_name(explicit: str | None = None) -> str:
     return DEFAULT
 
 
-def find(name: str, runroot: Path) -> Runtime:
+def find(name: str, runroot: str) -> Runtime:
     """The runtime called `name` (a name on PATH, corral-runtime, or a path to a binary)."""
     if "/" in name:
         path: str | None = name if os.access(name, os.X_OK) else None
     else:
-        venv_bin = Path(sys.executable).parent / name
-        import shutil
+        venv_bin = os.path.join(os.path.dirname(sys.executable), name)
+        if os.path.exists(venv_bin):
+            path = venv_bin
+        else:
+            import shutil
 
-        path = str(venv_bin) if venv_bin.exists() else shutil.which(name)
+            path = shutil.which(name)
     if path is None:
         raise InvalidArgument(f"OCI runtime {name!r} not found")
-    label = Path(name).name
-    bundled = name == DEFAULT and path == str(Path(sys.executable).parent / DEFAULT)
-    return Runtime(label, path, runroot / "runtime" / label, bundled)
+    label = os.path.basename(name)
+    bundled = name == DEFAULT and path == os.path.join(os.path.dirname(sys.executable), DEFAULT)
+    return Runtime(label, path, os.path.join(runroot, "runtime", label), bundled)
 
 
 def _single_threaded() -> bool:
@@ -243,6 +245,8 @@ def error_message(stderr: str) -> str:
 
 def start_error(message: str, args: Sequence[str]) -> CorralError:
     """Docker's mapping of a failed create/exec: 127 not found, 126 cannot execute, else 125."""
+    import re
+
     program = args[0] if args else ""
     message = "; ".join(line.strip() for line in message.splitlines() if line.strip())
     if re.search(_CANNOT_EXEC, message) and "exec" in message:

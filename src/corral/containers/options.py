@@ -8,9 +8,7 @@ wording, so a bad flag value is one clear line before anything touches the syste
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 
 from corral.errors import InvalidArgument
 from corral.records import NamedTuple
@@ -19,7 +17,7 @@ TYPE_CHECKING = False  # not typing's: `exec` must not import typing (~2 ms)
 if TYPE_CHECKING:
     from typing import Any
 
-_SIZE = r"^(\d+(?:\.\d+)?)\s*([kmgtp]?)i?b?$"  # compiled (and cached by re) on first use
+_SIZE = r"^(\d+(?:\.\d+)?)\s*([kmgtp]?)i?b?$"  # re is imported only for a size flag
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 MIN_MEMORY = 6 * 1024 * 1024  # Docker refuses limits below 6 MB: the runtime itself needs some.
 
@@ -131,6 +129,8 @@ def parse_size(value: str | int, what: str) -> int:
     """Docker's RAMInBytes: `512m`, `1g`, `1.5G`, `1024` (bytes)."""
     if isinstance(value, int):
         return value
+    import re
+
     m = re.match(_SIZE, value.strip(), re.IGNORECASE)
     if not m:
         raise InvalidArgument(f"invalid value {value!r} for {what}: invalid size")
@@ -151,7 +151,8 @@ def parse_env(items: Iterable[str], env_files: Iterable[str] = (),
     lines: list[str] = []
     for path in env_files:
         try:
-            text = Path(path).read_text()
+            with open(path) as f:
+                text = f.read()
         except OSError as e:
             raise InvalidArgument(f"open {path}: {e.strerror}") from e
         lines += [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]

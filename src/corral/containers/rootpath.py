@@ -9,14 +9,13 @@ what WORKDIR, volume mount points, /etc/passwd lookups and `cp` use, so an image
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from corral.errors import InvalidArgument
 
 _MAX_LINKS = 255
 
 
-def resolve(root: Path, path: str) -> Path:
+def resolve(root: str, path: str) -> str:
     """The host path of `path` inside `root`; the last component may not exist yet."""
     parts = [p for p in path.split("/") if p not in ("", ".")]
     resolved: list[str] = []
@@ -27,7 +26,7 @@ def resolve(root: Path, path: str) -> Path:
             if resolved:
                 resolved.pop()
             continue
-        candidate = root.joinpath(*resolved, part)
+        candidate = os.path.join(root, *resolved, part)
         try:
             target = os.readlink(candidate)
         except OSError:  # not a symlink, or does not exist
@@ -39,17 +38,17 @@ def resolve(root: Path, path: str) -> Path:
         if target.startswith("/"):
             resolved = []
         parts = [p for p in target.split("/") if p not in ("", ".")] + parts
-    return root.joinpath(*resolved)
+    return os.path.join(root, *resolved)
 
 
-def mkdir_in_root(root: Path, path: str, mode: int = 0o755) -> Path:
+def mkdir_in_root(root: str, path: str, mode: int = 0o755) -> str:
     """Create `path` (and parents) inside `root`, resolving every component inside it."""
     current = "/"
     for part in [p for p in path.split("/") if p not in ("", ".")]:
         current = os.path.join(current, part)
         host = resolve(root, current)
-        if not host.exists():
-            host.mkdir(mode=mode)
-        elif not host.is_dir():
+        if not os.path.exists(host):
+            os.mkdir(host, mode)
+        elif not os.path.isdir(host):
             raise InvalidArgument(f"{current} in the container is not a directory")
     return resolve(root, path)

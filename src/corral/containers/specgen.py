@@ -21,7 +21,6 @@ import os
 import resource
 import stat
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 from corral.containers import defaults, rootpath
 from corral.containers.defaults import seccomp
@@ -41,10 +40,10 @@ class BundleInputs(NamedTuple):
     """Everything `build` needs besides the options: where things are on the host."""
 
     container_id: str
-    rootfs: Path
+    rootfs: str
     image_config: Mapping[str, Any]  # the OCI image config's "config" object
     mounts: Sequence[Mapping[str, Any]]  # the user's mounts, already in OCI form
-    etc_files: Mapping[str, Path]  # "/etc/hosts" -> host file to bind-mount
+    etc_files: Mapping[str, str | os.PathLike[str]]  # "/etc/hosts" -> host file to bind-mount
     netns: str | None  # "host", a namespace path, or None for a new empty namespace
     cgroup_parent: str = "/corral"
 
@@ -153,7 +152,8 @@ def seccomp_profile(opts: RunOptions, caps: Sequence[str]) -> dict[str, Any] | N
         import json
 
         try:
-            return dict(json.loads(Path(value).read_text()))
+            with open(value) as f:
+                return dict(json.loads(f.read()))
         except (OSError, ValueError) as e:
             raise InvalidArgument(f"opening seccomp profile {value!r} failed: {e}") from e
     return seccomp.profile(caps)
@@ -220,7 +220,7 @@ def namespaces(opts: RunOptions, inputs: BundleInputs) -> list[dict[str, str]]:
     spaces = [{"type": "pid"}, {"type": "ipc"}, {"type": "mount"}, {"type": "uts"}]
     if inputs.netns != "host":
         spaces.append({"type": "network", "path": inputs.netns} if inputs.netns else {"type": "network"})
-    if Path("/sys/fs/cgroup/cgroup.controllers").exists():  # cgroup v2: private like Docker's
+    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):  # cgroup v2: private like Docker's
         spaces.append({"type": "cgroup"})
     if opts.userns not in (None, "", "host"):
         raise InvalidArgument(f"--userns={opts.userns} is not supported yet (only 'host')")
@@ -281,9 +281,8 @@ def resources(opts: RunOptions) -> dict[str, Any]:
 
 
 def _swap_accounting() -> bool:
-    return Path("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists() or Path(
-        "/sys/fs/cgroup/memory.swap.max"
-    ).exists()
+    return (os.path.exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
+            or os.path.exists("/sys/fs/cgroup/memory.swap.max"))
 
 
 def _device_rule(kind: str, major: int, minor: int, access: str) -> dict[str, Any]:
@@ -370,7 +369,7 @@ def mounts(opts: RunOptions, inputs: BundleInputs) -> list[dict[str, Any]]:
     user_targets = {os.path.normpath(m["destination"]) for m in inputs.mounts}
     for target, host in inputs.etc_files.items():
         if target not in user_targets:
-            result.append({"destination": target, "type": "bind", "source": str(host),
+            result.append({"destination": target, "type": "bind", "source": os.fspath(host),
                            "options": ["rbind", "rprivate", *(["ro"] if opts.read_only else [])]})
     if opts.init:
         result.append({"destination": defaults.INIT_PATH_IN_CONTAINER, "type": "bind",
@@ -378,11 +377,11 @@ def mounts(opts: RunOptions, inputs: BundleInputs) -> list[dict[str, Any]]:
     defaults_targets = {m["destination"] for m in result}
     user = [dict(m) for m in inputs.mounts if m["destination"] not in defaults_targets]
     result = [m for m in result if m["destination"] not in user_targets]
-    result += sorted(user, key=lambda m: len(Path(m["destination"]).parts))
+    result += sorted(user, key=lambda m: os.path.normpath(m["destination"]).count("/"))  # parents first
     return result
 
 
-def resolve_user(rootfs: Path, spec: str, group_add: Sequence[str] = ()) -> tuple[int, int, list[int]]:
+def resolve_user(rootfs: str, spec: str, group_add: Sequence[str] = ()) -> tuple[int, int, list[int]]:
     """`user[:group]` (names or ids) -> (uid, gid, supplementary gids), read inside the root."""
     user, _, group = spec.partition(":")
     passwd = _read_db(rootfs, "/etc/passwd")
@@ -413,9 +412,10 @@ def _group_id(groups: list[list[str]], group: str) -> int:
     raise InvalidArgument(f"unable to find group {group}: no matching entries in group file")
 
 
-def _read_db(rootfs: Path, path: str) -> list[list[str]]:
+def _read_db(rootfs: str, path: str) -> list[list[str]]:
     try:
-        text = rootpath.resolve(rootfs, path).read_text(errors="replace")
+        with open(rootpath.resolve(rootfs, path), errors="replace") as f:
+            text = f.read()
     except OSError:
         return []
     rows = []

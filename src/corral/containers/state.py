@@ -7,20 +7,38 @@ reported as it really is.
 
 from __future__ import annotations
 
-import enum
-from pathlib import Path
+import os
 
 from corral.containers import monitor
 from corral.containers.store import Record, Store, now
 from corral.errors import Conflict
 from corral.records import NamedTuple
 
+TYPE_CHECKING = False  # not typing's: `ps` does not import typing
+if TYPE_CHECKING:
+    from typing import ClassVar
 
-class Status(enum.Enum):
-    CREATED = "created"
-    RUNNING = "running"
-    PAUSED = "paused"
-    EXITED = "exited"
+
+class Status:
+    """A container's live status: one of the four constants below, compared with `is`.
+    A plain class, not an enum: `ps` does not import enum (~1 ms with what it pulls in)."""
+
+    CREATED: ClassVar[Status]
+    RUNNING: ClassVar[Status]
+    PAUSED: ClassVar[Status]
+    EXITED: ClassVar[Status]
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"Status.{self.value.upper()}"
+
+    @classmethod
+    def of(cls, value: str) -> Status:
+        """The constant for a stored state (`running` -> Status.RUNNING)."""
+        return _BY_VALUE[value]
 
     def can_start(self) -> bool:
         return self in (Status.CREATED, Status.EXITED)
@@ -39,6 +57,11 @@ class Status(enum.Enum):
 
     def can_remove(self, force: bool) -> bool:
         return force or self in (Status.CREATED, Status.EXITED)
+
+
+Status.CREATED, Status.RUNNING = Status("created"), Status("running")
+Status.PAUSED, Status.EXITED = Status("paused"), Status("exited")
+_BY_VALUE = {s.value: s for s in (Status.CREATED, Status.RUNNING, Status.PAUSED, Status.EXITED)}
 
 
 class Observed(NamedTuple):
@@ -69,21 +92,21 @@ def observe(store: Store, rec: Record) -> Observed:
     bundle = store.bundle(rec.id)
     status = monitor.exit_status(bundle)
     if status is not None:
-        return Observed(Status.EXITED, status[0], status[1], "", _mtime(bundle / "exit"))
+        return Observed(Status.EXITED, status[0], status[1], "", _mtime(os.path.join(bundle, "exit")))
     if monitor.alive(rec.pid) and monitor.start_time(rec.pid) == rec.pid_start:
         error = "" if monitor.alive(rec.conmon_pid) else (
             "the container's monitor (conmon) died: output and exit code are no longer recorded")
-        return Observed(Status(rec.state), error=error)
+        return Observed(Status.of(rec.state), error=error)
     if monitor.alive(rec.conmon_pid):  # the program just ended; conmon is writing its exit
         status = monitor.wait_exit(bundle, rec.pid, timeout=2)
         if status is not None:
-            return Observed(Status.EXITED, status[0], status[1], "", _mtime(bundle / "exit"))
+            return Observed(Status.EXITED, status[0], status[1], "", _mtime(os.path.join(bundle, "exit")))
     return Observed(Status.EXITED, -1, False,
                     "the container's monitor (conmon) died before recording the exit code")
 
 
-def _mtime(path: Path) -> float:
+def _mtime(path: str) -> float:
     try:
-        return path.stat().st_mtime
+        return os.stat(path).st_mtime
     except OSError:
         return now()

@@ -30,7 +30,7 @@ _CGROUP = Path("/sys/fs/cgroup")
 
 
 def cgroup_path(engine: Containers, rec: Record) -> str:
-    spec = json.loads((engine.store.dir(rec.id) / "config.json").read_text())
+    spec = json.loads((Path(engine.store.dir(rec.id)) / "config.json").read_text())
     return str(spec["linux"].get("cgroupsPath") or f"/corral/{rec.id}").lstrip("/")
 
 
@@ -192,14 +192,14 @@ def update(engine: Containers, ref: str, changes: Mapping[str, Any]) -> None:
     with engine.locked(ref) as rec:
         opts = RunOptions.from_json(rec.options)._replace(**changes)
         resources = specgen.resources(opts)
-        config_path = engine.store.dir(rec.id) / "config.json"
+        config_path = Path(engine.store.dir(rec.id)) / "config.json"
         spec = json.loads(config_path.read_text())
         spec["linux"]["resources"] = resources
         if engine.observe(rec).status in (Status.RUNNING, Status.PAUSED):
             with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
                 json.dump(resources, f)
                 f.flush()
-                ociruntime.find(rec.runtime, engine.paths.runroot).update(rec.id, Path(f.name))
+                ociruntime.find(rec.runtime, engine.paths.runroot).update(rec.id, f.name)
         from corral import fsutil
 
         fsutil.atomic_write(config_path, json.dumps(spec).encode())

@@ -27,10 +27,10 @@ Files:
 from __future__ import annotations
 
 import _sqlite3 as sqlite3  # the C module, as corral.db uses it (no datetime import)
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from corral import db
 from corral.config import Paths
@@ -123,33 +123,36 @@ class Store:
         return self._conn
 
     # -- paths ---------------------------------------------------------------------------------
-    def dir(self, cid: str) -> Path:
-        return self.paths.root / "containers" / cid
+    # (strings, not pathlib: see corral.config)
+    def dir(self, cid: str) -> str:
+        return os.path.join(self.paths.root, "containers", cid)
 
-    def bundle(self, cid: str) -> Path:
-        return self.paths.runroot / "containers" / cid
+    def bundle(self, cid: str) -> str:
+        return os.path.join(self.paths.runroot, "containers", cid)
 
-    def rootfs(self, cid: str) -> Path:
-        return self.dir(cid) / "rootfs"
+    def rootfs(self, cid: str) -> str:
+        return os.path.join(self.dir(cid), "rootfs")
 
-    def log_path(self, cid: str) -> Path:
-        return self.dir(cid) / "ctr.log"
+    def log_path(self, cid: str) -> str:
+        return os.path.join(self.dir(cid), "ctr.log")
+
+    def lock_path(self, cid: str) -> str:
+        return os.path.join(self.paths.runroot, "locks", cid)
 
     @contextmanager
     def locked(self, cid: str) -> Iterator[None]:
         from corral import fsutil
 
-        with fsutil.locked(self.paths.runroot / "locks" / cid):
+        with fsutil.locked(self.lock_path(cid)):
             yield
 
     @contextmanager
     def lock_if_free(self, cid: str) -> Iterator[bool]:
         """Hold the container's lock if nobody does; yields whether it was free."""
         import fcntl
-        import os
 
-        path = self.paths.runroot / "locks" / cid
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = self.lock_path(cid)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             try:

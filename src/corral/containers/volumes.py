@@ -68,7 +68,7 @@ class Volumes:
         return self._conn
 
     def _data(self, name: str) -> Path:
-        return self.paths.root / "volumes" / name / "_data"
+        return Path(self.paths.root) / "volumes" / name / "_data"
 
     def _volume(self, row: sqlite3.Row) -> Volume:
         return Volume(row["name"], row["created"], json.loads(row["labels"]),
@@ -106,13 +106,13 @@ class Volumes:
         self.conn.execute("DELETE FROM volumes WHERE name = ?", (name,))
         shutil.rmtree(self._data(name).parent, ignore_errors=True)
 
-    def fill_from(self, volume: Volume, rootfs: Path, target: str) -> None:
+    def fill_from(self, volume: Volume, rootfs: str, target: str) -> None:
         """Docker's rule: an empty volume, mounted for the first time, gets the image's files."""
         row = self.conn.execute("SELECT filled FROM volumes WHERE name = ?", (volume.name,)).fetchone()
         if row is None or row["filled"]:
             return
         self.conn.execute("UPDATE volumes SET filled = 1 WHERE name = ?", (volume.name,))
-        source = rootpath.resolve(rootfs, target)
+        source = Path(rootpath.resolve(rootfs, target))
         if not source.is_dir() or any(volume.mountpoint.iterdir()):
             return
         # cp -a keeps owners, modes, links and xattrs; source was resolved inside the root.

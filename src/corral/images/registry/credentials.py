@@ -34,7 +34,7 @@ def auth_file(explicit: Path | None = None) -> Path:
     if explicit is not None:
         return explicit
     env = os.environ.get("REGISTRY_AUTH_FILE")
-    return Path(env) if env else config.paths().runroot / "auth.json"
+    return Path(env) if env else Path(config.paths().runroot) / "auth.json"
 
 
 def docker_config_file() -> Path:
