@@ -22,7 +22,7 @@ def store_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Paths:
     root, run = tmp_path / "root", tmp_path / "run"
     monkeypatch.setenv("CORRAL_ROOT", str(root))
     monkeypatch.setenv("CORRAL_RUNROOT", str(run))
-    return Paths(root=root, runroot=run)
+    return Paths(root=str(root), runroot=str(run))
 
 
 @pytest.fixture

@@ -109,7 +109,7 @@ def test_podman_save_then_corral_load(service: ImageService, podman: Podman, tmp
     assert image.config["config"]["Cmd"] == ["sh"]
     if fmt == "docker-archive":
         assert image.id == busybox.id  # (for oci-archive podman rewrites the config JSON)
-    rootfs = service.driver.path(image.chain_ids[-1])
+    rootfs = Path(service.driver.path(image.chain_ids[-1]))
     assert (rootfs / "bin/busybox").stat().st_size > 100_000
 
 
@@ -133,7 +133,7 @@ def test_skopeo_reads_and_writes_oci_layouts(service: ImageService, tmp_path: Pa
     rootfs = tmp_path / "check"
     rootfs.mkdir()
     top = service.get("localhost/from/skopeo:1")
-    assert (service.driver.path(top.chain_ids[-1]) / "etc/added").read_bytes() == b"a"
+    assert (Path(service.driver.path(top.chain_ids[-1])) / "etc/added").read_bytes() == b"a"
 
 
 @pytest.fixture
@@ -179,4 +179,4 @@ def test_docker_load_and_save(service: ImageService, docker: Podman, tmp_path: P
         "Loaded image: localhost/from/docker:3\n"
     image = service.get("localhost/from/docker:3")
     assert image.id == busybox.id
-    assert os.path.getsize(service.driver.path(image.chain_ids[-1]) / "bin/busybox") > 100_000
+    assert os.path.getsize(os.path.join(service.driver.path(image.chain_ids[-1]), "bin/busybox")) > 100_000

@@ -71,7 +71,7 @@ def big_archive(big_layer: Path) -> tuple[Path, str]:
 
 
 def leftovers(service: ImageService) -> list[str]:
-    storage = service.storage
+    storage = Path(service.storage)
     found = [str(p) for p in (storage / service.driver.name).glob(".tmp-*")]
     ingest = storage / "ingest"
     if ingest.exists():
@@ -87,10 +87,10 @@ def test_sigkill_during_load_leaves_no_half_image(service: ImageService,
     archive, image_id = big_archive
     proc = subprocess.Popen([corral_bin("corral"), "load", "-i", str(archive)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    snapshots = service.storage / service.driver.name
+    snapshots = os.path.join(service.storage, service.driver.name)
     deadline = time.monotonic() + 30
     while proc.poll() is None and time.monotonic() < deadline:
-        if snapshots.exists() and any(n.startswith(".tmp-") for n in os.listdir(snapshots)):
+        if os.path.exists(snapshots) and any(n.startswith(".tmp-") for n in os.listdir(snapshots)):
             break
         time.sleep(0.002)
     time.sleep(delay)
@@ -103,7 +103,7 @@ def test_sigkill_during_load_leaves_no_half_image(service: ImageService,
     assert corral("load", "-i", str(archive)).stdout == "Loaded image: localhost/big:1\n"
     image = service.get("localhost/big:1")
     assert image.id == image_id
-    assert (service.driver.path(image.chain_ids[0]) / "small/19/f1999").read_text() == "file 1999\n"
+    assert (Path(service.driver.path(image.chain_ids[0])) / "small/19/f1999").read_text() == "file 1999\n"
     corral("image", "prune", "-f")
     assert leftovers(service) == []
     assert service.get("localhost/big:1").id == image_id
@@ -142,7 +142,7 @@ def test_load_beside_rmi(service: ImageService, big_layer: Path, tmp_path: Path)
         assert image.id == both_id
         for chain in image.chain_ids:
             assert service.driver.exists(chain)
-        assert (service.driver.path(image.chain_ids[0]) / "big/part095").stat().st_size == 1 << 20
+        assert (Path(service.driver.path(image.chain_ids[0])) / "big/part095").stat().st_size == 1 << 20
         corral("rmi", "localhost/both:1")
     corral("image", "prune", "-af")
     assert list(service.driver.chain_ids()) == [] and leftovers(service) == []

@@ -39,7 +39,7 @@ TOP = tar_bytes(
 def driver_service(request: pytest.FixtureRequest, tmp_path: Path,
                    monkeypatch: pytest.MonkeyPatch) -> Iterator[ImageService]:
     monkeypatch.setenv("CORRAL_STORAGE_DRIVER", request.param)
-    svc = ImageService(Paths(tmp_path / "root", tmp_path / "run"))
+    svc = ImageService(Paths(str(tmp_path / "root"), str(tmp_path / "run")))
     assert svc.driver.name == request.param
     yield svc
     svc.close()

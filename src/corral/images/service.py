@@ -13,7 +13,6 @@ import builtins
 import contextlib
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from pathlib import Path
 
 from corral import db
 from corral.config import Paths
@@ -27,6 +26,7 @@ TYPE_CHECKING = False  # not typing's: `corral run` and `corral images` do not i
 if TYPE_CHECKING:
     from typing import IO, Any
 
+    from corral.fsutil import StrPath
     from corral.images import manifest as mf
     from corral.store.content import ContentStore
     from corral.store.locks import StoreLocks
@@ -34,7 +34,8 @@ if TYPE_CHECKING:
     from corral.store.streams import Reader
 
 # Kept light on purpose: `corral images` and `corral run` import this module, so the content
-# store, snapshots, manifests (and dataclasses/tempfile/datetime) are imported where used.
+# store, snapshots, manifests (and dataclasses/tempfile/datetime) are imported where used, and
+# paths are strings joined with os.path (pathlib's imports cost ~5 ms; see corral.config).
 
 __all__ = ["GCResult", "HistoryEntry", "Image", "ImageService", "Mount", "RemoveResult"]
 
@@ -113,7 +114,7 @@ def now_rfc3339() -> str:
 class ImageService:
     def __init__(self, paths: Paths) -> None:
         self.paths = paths
-        self.storage = paths.root / "storage"
+        self.storage = os.path.join(paths.root, "storage")
         self._content: ContentStore | None = None
         self._locks: StoreLocks | None = None
         self._driver: Driver | None = None
@@ -412,12 +413,12 @@ class ImageService:
         return result
 
     # -- containers ----------------------------------------------------------------------
-    def rootfs_mounts(self, image: Image, upper: Path, work: Path) -> builtins.list[Mount]:
+    def rootfs_mounts(self, image: Image, upper: StrPath, work: StrPath) -> builtins.list[Mount]:
         """The mounts of a container's rootfs (overlay of the image's layers + `upper`, or a
         bind of a fresh copy with the vfs driver). Describes; does not mount."""
         if self.driver.name == "overlay":
-            upper.mkdir(parents=True, exist_ok=True)
-            work.mkdir(parents=True, exist_ok=True)
+            os.makedirs(upper, exist_ok=True)
+            os.makedirs(work, exist_ok=True)
         return self.driver.mounts(image.chain_ids, upper, work)
 
     # -- images made here ----------------------------------------------------------------
@@ -430,7 +431,7 @@ class ImageService:
         return builtin.make_busybox_image(self, BUSYBOX_NAME)
 
     def add_layer_image(self, config: dict[str, Any], *, parent: Image | None,
-                        layer: tuple[Path, str] | None, names: Sequence[str] = ()) -> Image:
+                        layer: tuple[StrPath, str] | None, names: Sequence[str] = ()) -> Image:
         """Store an image whose layers are `parent`'s plus `layer` (a plain tar file and its
         digest); `config` is the full image config except rootfs, which is filled in here."""
         from corral.images import manifest as mf
@@ -444,11 +445,11 @@ class ImageService:
             base_layers = [mf.Descriptor(r["media_type"], r["blob_digest"], r["blob_size"])
                            for r in self.layer_records(parent)]
             base_layers = [_to_oci_layer(d) for d in base_layers]
-        blobs: dict[str, Path | bytes] = {}
+        blobs: dict[str, StrPath | bytes] = {}
         layers = list(base_layers)
         if layer is not None:
             path, digest = layer
-            layers.append(mf.Descriptor(mf.OCI_LAYER, digest, path.stat().st_size))
+            layers.append(mf.Descriptor(mf.OCI_LAYER, digest, os.stat(path).st_size))
             diffs.append(digest)
             blobs[digest] = path
         config = dict(config)
@@ -485,7 +486,7 @@ class ImageService:
             }
             return self.add_layer_image(config, parent=None, layer=(path, digest), names=names)
 
-    def commit(self, parent: Image | None, upper: Path, config: Mapping[str, Any], *,
+    def commit(self, parent: Image | None, upper: StrPath, config: Mapping[str, Any], *,
                message: str = "", author: str = "", tags: Sequence[str] = ()) -> Image:
         """A new image: `parent` plus a layer made from the overlay upper dir `upper`;
         `config` is the new image's runtime config (Env, Cmd, Entrypoint, ...)."""
@@ -509,14 +510,14 @@ class ImageService:
             return self.add_layer_image(base, parent=parent, layer=(path, digest), names=tags)
 
     @contextlib.contextmanager
-    def _temp_file(self, prefix: str) -> Iterator[Path]:
+    def _temp_file(self, prefix: str) -> Iterator[str]:
         import tempfile
 
-        self.content.ingest_dir.mkdir(parents=True, exist_ok=True)
+        os.makedirs(self.content.ingest_dir, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=self.content.ingest_dir, prefix=prefix)
         os.close(fd)
         try:
-            yield Path(name)
+            yield name
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(name)

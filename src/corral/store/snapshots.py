@@ -9,6 +9,9 @@ Two drivers pass one conformance suite (tests/images/test_snapshots.py):
 
 Drivers return mount descriptions; they never mount. Unpacking is atomic: into `.tmp-*`, then
 `finish()` (the caller's verification of digests) and only then a rename into place.
+
+Paths are strings joined with os.path (no pathlib, which costs `corral run` ~5 ms of imports):
+`corral run` opens the driver and asks it for mounts.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 
 from corral.errors import CorralError, InvalidArgument
 from corral.records import NamedTuple
@@ -25,6 +27,7 @@ from corral.store.locks import StoreLocks
 
 TYPE_CHECKING = False  # not typing's: `corral run` does not import typing
 if TYPE_CHECKING:  # the extractor is imported where a layer is unpacked, not by `corral run`
+    from corral.fsutil import StrPath
     from corral.store.extract import Whiteouts
     from corral.store.streams import Reader
 
@@ -67,22 +70,23 @@ class Driver:
     whiteouts: Whiteouts = "overlay"
     independent_layers = True  # may layers be unpacked in any order (in parallel)?
 
-    def __init__(self, storage: Path) -> None:
-        self.root = storage / self.name
+    def __init__(self, storage: StrPath) -> None:
+        self.root = os.path.join(storage, self.name)
         self.locks = StoreLocks(storage)
 
-    def _dir(self, chain_id: str) -> Path:
-        return self.root / chain_id[7:]
+    def _dir(self, chain_id: str) -> str:
+        return os.path.join(self.root, chain_id[7:])
 
-    def path(self, chain_id: str) -> Path:
+    def path(self, chain_id: str) -> str:
         """The directory holding this snapshot's files."""
-        return self._dir(chain_id) / "fs"
+        return os.path.join(self._dir(chain_id), "fs")
 
     def exists(self, chain_id: str) -> bool:
-        return os.path.exists(self._dir(chain_id) / "meta.json")
+        return os.path.exists(os.path.join(self._dir(chain_id), "meta.json"))
 
     def info(self, chain_id: str) -> SnapshotInfo:
-        meta = json.loads((self._dir(chain_id) / "meta.json").read_bytes())
+        with open(os.path.join(self._dir(chain_id), "meta.json"), "rb") as f:
+            meta = json.loads(f.read())
         return SnapshotInfo(chain_id, meta["diff_id"], meta["size"], meta["entries"])
 
     def unpack(self, chain_id: str, parent: str | None, diff_id: str, layer: Reader,
@@ -94,22 +98,23 @@ class Driver:
         """
         from corral.store.extract import extract
 
-        self.root.mkdir(parents=True, exist_ok=True)
+        os.makedirs(self.root, exist_ok=True)
         with self.locks.snapshot(chain_id):
             if self.exists(chain_id):
                 finish()
                 return self.info(chain_id)
             import tempfile  # here, not at import: `corral run` looks snapshots up, never unpacks
 
-            tmp = Path(tempfile.mkdtemp(dir=self.root, prefix=".tmp-"))
+            tmp = tempfile.mkdtemp(dir=self.root, prefix=".tmp-")
             try:
-                fs = tmp / "fs"
+                fs = os.path.join(tmp, "fs")
                 self.prepare(fs, parent)
                 stats = extract(layer, fs, whiteouts=self.whiteouts)
                 finish()
                 meta = {"diff_id": diff_id, "parent": parent, "size": stats.bytes,
                         "entries": stats.entries}
-                (tmp / "meta.json").write_text(json.dumps(meta))
+                with open(os.path.join(tmp, "meta.json"), "w") as f:
+                    f.write(json.dumps(meta))
                 os.rename(tmp, self._dir(chain_id))
             except BaseException:
                 _remove_tree(tmp)
@@ -117,22 +122,23 @@ class Driver:
             self.published(chain_id)
             return SnapshotInfo(chain_id, diff_id, stats.bytes, stats.entries)
 
-    def prepare(self, fs: Path, parent: str | None) -> None:
-        fs.mkdir()
+    def prepare(self, fs: str, parent: str | None) -> None:
+        os.mkdir(fs)
 
     def published(self, chain_id: str) -> None:
         """Hook after a snapshot is renamed into place."""
 
-    def mounts(self, chain_ids: Sequence[str], upper: Path, work: Path) -> list[Mount]:
+    def mounts(self, chain_ids: Sequence[str], upper: StrPath, work: StrPath) -> list[Mount]:
         raise NotImplementedError
 
     def remove(self, chain_id: str) -> None:
         d = self._dir(chain_id)
+        doomed = os.path.join(self.root, f".tmp-rm-{chain_id[7:]}")
         with contextlib.suppress(FileNotFoundError):
-            os.rename(d, d.with_name(f".tmp-rm-{d.name}"))  # gone at once, deleted below
-        _remove_tree(d.with_name(f".tmp-rm-{d.name}"))
+            os.rename(d, doomed)  # gone at once, deleted below
+        _remove_tree(doomed)
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.locks.dir / f"snapshot-{chain_id[7:]}.lock")
+            os.unlink(self.locks.snapshot_file(chain_id))
 
     def chain_ids(self) -> Iterator[str]:
         with contextlib.suppress(FileNotFoundError):
@@ -145,7 +151,7 @@ class Driver:
         with contextlib.suppress(FileNotFoundError):
             for name in os.listdir(self.root):
                 if name.startswith(".tmp-"):
-                    _remove_tree(self.root / name)
+                    _remove_tree(os.path.join(self.root, name))
 
 
 class OverlayDriver(Driver):
@@ -153,12 +159,12 @@ class OverlayDriver(Driver):
     whiteouts: Whiteouts = "overlay"
     independent_layers = True
 
-    def _short(self, chain_id: str) -> Path:
-        return self.root / "l" / chain_id[7:7 + _SHORT_ID_LEN]
+    def _short(self, chain_id: str) -> str:
+        return os.path.join(self.root, "l", chain_id[7:7 + _SHORT_ID_LEN])
 
     def published(self, chain_id: str) -> None:
         link = self._short(chain_id)
-        link.parent.mkdir(exist_ok=True)
+        os.makedirs(os.path.dirname(link), exist_ok=True)
         with contextlib.suppress(FileExistsError):
             os.symlink(self._link_target(chain_id), link)
 
@@ -166,7 +172,7 @@ class OverlayDriver(Driver):
     def _link_target(chain_id: str) -> str:
         return f"../{chain_id[7:]}/fs"
 
-    def mounts(self, chain_ids: Sequence[str], upper: Path, work: Path) -> list[Mount]:
+    def mounts(self, chain_ids: Sequence[str], upper: StrPath, work: StrPath) -> list[Mount]:
         lowers = []
         for chain_id in reversed(chain_ids):
             if not self.exists(chain_id):
@@ -176,12 +182,13 @@ class OverlayDriver(Driver):
                 self.published(chain_id)
             if os.readlink(link) != self._link_target(chain_id):
                 raise CorralError(f"layer {chain_id}: its short link {link} names another layer")
-            lowers.append(str(link))
+            lowers.append(link)
         if not lowers:
-            empty = self.root / "empty"
-            empty.mkdir(parents=True, exist_ok=True)
-            lowers.append(str(empty))
-        options = (f"lowerdir={':'.join(lowers)}", f"upperdir={upper}", f"workdir={work}")
+            empty = os.path.join(self.root, "empty")
+            os.makedirs(empty, exist_ok=True)
+            lowers.append(empty)
+        options = (f"lowerdir={':'.join(lowers)}", f"upperdir={os.fspath(upper)}",
+                   f"workdir={os.fspath(work)}")
         if len(",".join(options)) > _MOUNT_DATA_MAX:
             raise InvalidArgument(f"an image of {len(chain_ids)} layers does not fit one overlay "
                                   f"mount under {self.root} (a page of mount options); use a "
@@ -196,12 +203,13 @@ class OverlayDriver(Driver):
     def clean_temp(self) -> None:
         """Also drop short links whose snapshot is gone (a command killed mid-remove)."""
         super().clean_temp()
-        links = self.root / "l"
+        links = os.path.join(self.root, "l")
         with contextlib.suppress(FileNotFoundError):
             for name in os.listdir(links):
-                if not os.path.exists(links / name):
+                link = os.path.join(links, name)
+                if not os.path.exists(link):
                     with contextlib.suppress(FileNotFoundError):
-                        os.unlink(links / name)
+                        os.unlink(link)
 
 
 class CopyDriver(Driver):
@@ -209,35 +217,36 @@ class CopyDriver(Driver):
     whiteouts: Whiteouts = "delete"
     independent_layers = False
 
-    def prepare(self, fs: Path, parent: str | None) -> None:
+    def prepare(self, fs: str, parent: str | None) -> None:
         if parent is None:
-            fs.mkdir()
+            os.mkdir(fs)
             return
         if not self.exists(parent):
             raise InvalidArgument(f"parent layer {parent} is missing from the store")
         copy_tree(self.path(parent), fs)
 
-    def mounts(self, chain_ids: Sequence[str], upper: Path, work: Path) -> list[Mount]:
+    def mounts(self, chain_ids: Sequence[str], upper: StrPath, work: StrPath) -> list[Mount]:
         """Copies the image's tree into `upper` (which must not exist yet) and binds it."""
+        upper = os.fspath(upper)
         if chain_ids:
             copy_tree(self.path(chain_ids[-1]), upper)
         else:
-            upper.mkdir(parents=True)
-        return [Mount("bind", str(upper), ("rbind", "rw"))]
+            os.makedirs(upper)
+        return [Mount("bind", upper, ("rbind", "rw"))]
 
 
-def _remove_tree(path: Path) -> None:
+def _remove_tree(path: str) -> None:
     from corral.store.extract import remove_tree
 
     remove_tree(path)
 
 
-def copy_tree(src: Path, dst: Path) -> None:
+def copy_tree(src: str, dst: str) -> None:
     """A faithful copy (owners, modes, xattrs, hardlinks, devices, times), reflinked if possible."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
     import subprocess
 
-    result = subprocess.run(["cp", "-a", "--reflink=auto", "--", str(src), str(dst)],
+    result = subprocess.run(["cp", "-a", "--reflink=auto", "--", src, dst],
                             capture_output=True, text=True)
     if result.returncode != 0:
         raise CorralError(f"copying {src} to {dst}: {result.stderr.strip()}")
@@ -254,12 +263,13 @@ def overlay_supported() -> bool:
         return False
 
 
-def open_driver(storage: Path) -> Driver:
+def open_driver(storage: StrPath) -> Driver:
     """The store's driver: fixed at the store's creation (`CORRAL_STORAGE_DRIVER` or the best
     the kernel offers), recorded in `<storage>/driver`."""
-    record = storage / "driver"
+    record = os.path.join(storage, "driver")
     try:
-        name = record.read_text().strip()
+        with open(record) as f:
+            name = f.read().strip()
     except FileNotFoundError:
         name = os.environ.get("CORRAL_STORAGE_DRIVER") or (
             "overlay" if overlay_supported() and os.geteuid() == 0 else "vfs")
