@@ -51,8 +51,8 @@ def cleanup_state(p: Paths) -> None:
     for n in schema.list_networks(conn):
         with contextlib.suppress(Exception):
             netavark.remove_bridge(networks.backend_dir(p), n)
-    netns.unmount_dir(p.runroot / "netns")
-    pid_file = networks.backend_dir(p) / "aardvark-dns" / "aardvark.pid"
+    netns.unmount_dir(os.path.join(p.runroot, "netns"))
+    pid_file = Path(networks.backend_dir(p), "aardvark-dns", "aardvark.pid")
     with contextlib.suppress(OSError, ValueError):  # netavark stops it with the last container
         os.kill(int(pid_file.read_text()), signal.SIGTERM)
 
@@ -68,7 +68,7 @@ def net_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[NetEnv]
     try:
         yield env
     finally:
-        if (p.root / "containers").exists():  # real containers: stop and remove them first
+        if os.path.exists(os.path.join(p.root, "containers")):  # real containers: stop and remove them first
             ids = env.corral("ps", "-aq", "--no-trunc", check=False).stdout.split()
             if ids:
                 env.corral("rm", "-f", *ids, check=False)
@@ -85,7 +85,7 @@ def www(tmp_path: Path) -> Path:
     return d
 
 
-def in_netns(path: Path, *cmd: str, etc: dict[str, Path] | None = None, **kw):  # type: ignore[no-untyped-def]
+def in_netns(path: str | Path, *cmd: str, etc: dict[str, str] | None = None, **kw):  # type: ignore[no-untyped-def]
     """Run `cmd` in the namespace at `path`, seeing `etc` files (hosts, resolv.conf) bound."""
     binds = "".join(f"mount --bind {src} {dst} && " for dst, src in (etc or {}).items()
                     if dst != "/etc/hostname")
@@ -96,7 +96,7 @@ def in_netns(path: Path, *cmd: str, etc: dict[str, Path] | None = None, **kw):  
 
 
 @contextlib.contextmanager
-def httpd(path: Path, root: Path, port: int = 80) -> Iterator[None]:
+def httpd(path: str | Path, root: Path, port: int = 80) -> Iterator[None]:
     """busybox httpd serving `root` inside the namespace at `path`."""
     proc = subprocess.Popen(["nsenter", f"--net={path}", "busybox", "httpd", "-f", "-p",
                              str(port), "-h", str(root)])

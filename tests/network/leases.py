@@ -15,7 +15,7 @@ import random
 import secrets
 from pathlib import Path
 
-from corral.network import ipam
+from corral.network import subnets
 
 TEST_RANGE = ipaddress.IPv4Network("10.72.0.0/13")  # 10.72-10.79: apart from corral's pools
 _LEASE_DIR = Path("/run/lock/corral-test-subnets")
@@ -42,7 +42,7 @@ def lease_subnet(prefix: int = 24) -> ipaddress.IPv4Network:
                 break
             fds.append(fd)
         else:
-            if not any(subnet.overlaps(r) for r in ipam.host_routes()):
+            if not any(subnet.overlaps(r) for r in subnets.host_routes()):
                 for key, fd in zip(dict.fromkeys(keys), fds, strict=True):
                     _held[key] = fd
                 return subnet

@@ -183,7 +183,7 @@ def test_rm_releases_address_port_rules_and_namespace(net_env, www) -> None:  # 
     assert f"--dport {port}" in iptables_rules()
     net_env.corral("rm", "-f", "gone")
     assert f"--dport {port}" not in iptables_rules()
-    assert not (net_env.paths.runroot / "netns" / cid).exists()
+    assert not (Path(net_env.paths.runroot) / "netns" / cid).exists()
     assert json.loads(net_env.corral("network", "inspect", "tidy").stdout)[0]["Containers"] == {}
     net_env.corral("network", "rm", "tidy")
     # --rm: the exit command releases everything without a CLI
@@ -229,7 +229,7 @@ def test_prune_cleans_up_after_a_dead_monitor_and_container(net_env) -> None:  #
 
     port = free_port()
     cid = net_env.corral("run", "-d", "-p", f"{port}:80", "busybox", "sleep", "300").stdout.strip()
-    conmon = int((net_env.paths.runroot / "containers" / cid / "conmon.pid").read_text())
+    conmon = int((Path(net_env.paths.runroot) / "containers" / cid / "conmon.pid").read_text())
     pid = int(net_env.corral("inspect", "-f", "{{.State.Pid}}", cid).stdout)
     os.kill(conmon, signal.SIGKILL)  # nothing is left to run the exit command
     os.kill(pid, signal.SIGKILL)
@@ -237,7 +237,7 @@ def test_prune_cleans_up_after_a_dead_monitor_and_container(net_env) -> None:  #
     assert f"--dport {port}" in iptables_rules()
     net_env.corral("network", "prune", "-f")
     assert f"--dport {port}" not in iptables_rules()
-    assert not (net_env.paths.runroot / "netns" / cid).exists()
+    assert not (Path(net_env.paths.runroot) / "netns" / cid).exists()
     net_env.corral("start", cid)  # and it plumbs again on the next start
     assert f"--dport {port}" in iptables_rules()
 
@@ -283,7 +283,7 @@ def test_bad_input_is_one_line_exit_125_and_nothing_half_done(net_env, case: str
     assert f"--dport {port}" not in iptables_rules()
     running = net_env.corral("ps", "-q").stdout.split()
     assert len(running) == (1 if case == "network in use" else 0)
-    netns_dir = net_env.paths.runroot / "netns"
+    netns_dir = Path(net_env.paths.runroot) / "netns"
     leftovers = [p.name for p in netns_dir.iterdir() if not p.name.startswith(".")] if (
         netns_dir.exists()) else []
     assert len(leftovers) == len(running)

@@ -4,6 +4,7 @@ in them with nsenter): published ports, names, isolation, connect, cleanup."""
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import socket
 import subprocess
 import threading
@@ -113,13 +114,13 @@ def test_names_aliases_isolation_and_connect(net_env, www) -> None:  # type: ign
 def test_default_network_has_hosts_entries_but_no_dns(net_env) -> None:  # type: ignore[no-untyped-def]
     a = container_ns(net_env, "alpha", hostname="alpha.example", add_hosts=("db:10.1.2.3",
                                                                            "gw:host-gateway"))
-    hosts = a.etc_files["/etc/hosts"].read_text()
+    hosts = Path(a.etc_files["/etc/hosts"]).read_text()
     assert f"{a.endpoints[0].ip}\talpha.example alpha" in hosts
     assert "10.1.2.3\tdb" in hosts and f"{a.endpoints[0].network.gateway}\tgw" in hosts
-    resolv = a.etc_files["/etc/resolv.conf"].read_text()
+    resolv = Path(a.etc_files["/etc/resolv.conf"]).read_text()
     assert a.endpoints[0].network.gateway not in resolv  # no aardvark on the default bridge
     b = container_ns(net_env, "beta", dns=("10.9.9.9",))
-    assert "nameserver 10.9.9.9" in b.etc_files["/etc/resolv.conf"].read_text()
+    assert "nameserver 10.9.9.9" in Path(b.etc_files["/etc/resolv.conf"]).read_text()
     assert a.endpoints[0].ip not in in_netns(b.netns_path, "busybox", "nslookup", "alpha",
                                              etc=b.etc_files).stdout
 
@@ -164,7 +165,7 @@ def test_teardown_releases_veth_rules_dns_and_address(net_env) -> None:  # type:
     port = free_port()
     plan = container_ns(net_env, "tidy1", mode="tidy", ports=(PortMapping(80, port),))
     ip = plan.endpoints[0].ip
-    dns_file = networks.backend_dir(net_env.paths) / "aardvark-dns" / n.id
+    dns_file = Path(networks.backend_dir(net_env.paths), "aardvark-dns", n.id)
     assert ip in dns_file.read_text() and f"--dport {port}" in iptables_rules()
     # break it the way a crash would: the container's interface vanishes under netavark
     subprocess.run(["nsenter", f"--net={plan.netns_path}", "ip", "link", "del", "eth0"],
@@ -173,7 +174,7 @@ def test_teardown_releases_veth_rules_dns_and_address(net_env) -> None:  # type:
     attach.release(conn, net_env.paths, plan.container_id)  # idempotent
     assert f"--dport {port}" not in iptables_rules()
     assert not dns_file.exists() or ip not in dns_file.read_text()
-    assert not plan.netns_path.exists()
+    assert not os.path.exists(plan.netns_path)
     assert not networks.users(conn, n)
     networks.remove(conn, net_env.paths, "tidy")
     assert not Path(f"/sys/class/net/{n.bridge}").exists()
@@ -211,7 +212,6 @@ def test_sigkill_mid_setup_leaves_nothing_the_next_start_cannot_clean(net_env, t
             assert time.monotonic() < deadline and proc.poll() is None
             time.sleep(0.05)
     finally:
-        import os
         import signal
 
         os.killpg(proc.pid, signal.SIGKILL)
@@ -235,3 +235,41 @@ def test_host_and_none_modes(net_env, mode: str) -> None:  # type: ignore[no-unt
     else:
         links = in_netns(plan.netns_path, "ip", "-o", "link").stdout
         assert "lo:" in links and "eth0" not in links and "UP" in links
+
+
+RUN_PATH_SCRIPT = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from corral.config import paths
+from corral.containers import networking
+from corral.network import attach, loopback, schema
+from corral.network.model import NetworkRequest
+p = paths()
+files = loopback.prepare(p, "n" * 64, hostname="quiet", dns=(), dns_search=(), dns_options=(),
+                         add_hosts=())
+loopback.setup(p, "n" * 64)
+loopback.release(p, "n" * 64)
+conn = schema.connect(p)
+attach.prepare(conn, p, "b" * 64, "plain", NetworkRequest())
+plan = attach.begin_setup(conn, p, "b" * 64).wait()
+assert plan.endpoints and all(isinstance(f, str) for f in [plan.netns_path, *files.values()])
+attach.release(conn, p, "b" * 64)
+heavy = ("pathlib", "re", "shutil", "enum", "ipaddress", "typing", "dataclasses", "tempfile",
+         "json", "subprocess", "socket", "secrets", "datetime", "random")
+print(" ".join(m for m in heavy if m in sys.modules))
+"""
+
+
+def test_what_corral_run_calls_imports_nothing_heavy(net_env) -> None:  # type: ignore[no-untyped-def]
+    """`corral run` (--network none, or the default network once it exists) plumbs with str
+    paths and without the modules that cost ms at startup: none of them is imported."""
+    import sys
+
+    import corral
+
+    networks.ensure_default(net_env.conn())  # made once per store (that may import ipaddress)
+    src = os.path.dirname(os.path.dirname(corral.__file__))
+    result = subprocess.run([sys.executable, "-IS", "-c", RUN_PATH_SCRIPT, src],
+                            env=net_env.env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == []

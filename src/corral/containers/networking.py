@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from pathlib import Path
 
 from corral.config import Paths
 from corral.containers.options import RunOptions
@@ -43,7 +42,7 @@ class Plan(NamedTuple):
     mode: str
     netns: str | None  # "host", a namespace path to join, or None: a new empty namespace
     hostname: str
-    etc_files: dict[str, Path]  # container path -> host file to bind (rewritten in place)
+    etc_files: dict[str, str]  # container path -> host file to bind (rewritten in place)
 
 
 class _Ready:
@@ -111,12 +110,12 @@ def prepare(paths: Paths, container_id: str, name: str, opts: RunOptions,
         files = loopback.prepare(paths, container_id, hostname=hostname, dns=opts.dns,
                                  dns_search=opts.dns_search, dns_options=opts.dns_options,
                                  add_hosts=opts.add_hosts)
-        return Plan(mode, str(loopback.netns_path(paths, container_id)), hostname, files)
+        return Plan(mode, loopback.netns_path(paths, container_id), hostname, files)
     from corral.network import attach
 
     plan = attach.prepare(_conn(paths), paths, container_id, name,
                           request(paths, opts, image_config))
-    netns = "host" if plan.host_network else str(plan.netns_path)
+    netns = "host" if plan.host_network else plan.netns_path
     return Plan(plan.mode, netns, plan.hostname, plan.etc_files)
 
 
@@ -171,7 +170,7 @@ def settings(paths: Paths, container_id: str, mode: str = "") -> dict[str, Any]:
     doc = attach.network_settings(_conn(paths), container_id)
     if _is_loopback(mode) and not loopback.recorded(paths, container_id):
         path = loopback.netns_path(paths, container_id)  # no row: the namespace, while pinned
-        doc["SandboxKey"] = str(path) if os.path.ismount(path) else ""
+        doc["SandboxKey"] = path if os.path.ismount(path) else ""
     return doc
 
 
@@ -188,7 +187,7 @@ def repair(paths: Paths) -> None:
     for row in schema.containers(conn):
         cid = row["container_id"]
         plumbed = row["live"] is not None or (
-            row["netns"] is not None and netns.exists(Path(row["netns"])))
+            row["netns"] is not None and netns.exists(row["netns"]))
         try:
             with engine.locked(cid) as rec:
                 if plumbed and not engine.observe(rec).alive:

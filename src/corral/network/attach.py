@@ -17,15 +17,11 @@ the veth with it (netavark's teardown costs ~25-200 ms, most of it in the kernel
 
 from __future__ import annotations
 
+import _sqlite3 as sqlite3  # the C module, as corral.db: the package imports datetime
 import contextlib
-import json
-import shutil
-import sqlite3
 from collections.abc import Sequence
-from dataclasses import asdict, replace
-from pathlib import Path
-from typing import Any
 
+from corral import fsutil
 from corral.config import Paths
 from corral.errors import Conflict, InvalidArgument, NotFound
 from corral.network import dns, ipam, netavark, netns, networks, ports, schema
@@ -39,6 +35,11 @@ from corral.network.model import (
     NetworkRequest,
     PortMapping,
 )
+from corral.runtime import jsonio
+
+TYPE_CHECKING = False  # not typing's: `corral run` on a network reads this module
+if TYPE_CHECKING:
+    from typing import Any
 
 _CONTAINER_MODE = "container:"
 
@@ -95,10 +96,10 @@ def prepare(conn: sqlite3.Connection, paths: Paths, container_id: str, name: str
             "dns_options": list(request.dns_options), "add_hosts": list(request.add_hosts),
             "joined": joined,
         }
-        netns = None if request.mode == "host" or joined else str(netns_path(paths, container_id))
+        netns = None if request.mode == "host" or joined else netns_path(paths, container_id)
         discard_ports = not attaches  # Docker drops -p with --network host|none
         schema.upsert_container(conn, container_id, name, request.mode, netns, settings,
-                                [] if discard_ports else [asdict(p) for p in request.ports])
+                                [] if discard_ports else [p._asdict() for p in request.ports])
         for index, (a, n) in enumerate(resolved):
             _add_endpoint(conn, container_id, n, a, f"eth{index}")
     return plan(conn, paths, container_id)
@@ -138,7 +139,7 @@ def endpoints(conn: sqlite3.Connection, container_id: str) -> list[Endpoint]:
 
 
 def _json(text: str) -> Any:
-    return json.loads(text)
+    return jsonio.loads(text)
 
 
 def published(conn: sqlite3.Connection, container_id: str) -> list[PortMapping]:
@@ -156,12 +157,12 @@ def plan(conn: sqlite3.Connection, paths: Paths, container_id: str) -> NetworkPl
     joined = settings.get("joined")
     if joined:
         other = plan(conn, paths, joined)
-        return replace(other, container_id=container_id, mode=row["mode"], ports=())
+        return other._replace(container_id=container_id, mode=row["mode"], ports=())
     host = row["mode"] == "host"
     hostname = (dns.host_hostname() if host else settings["hostname"] or container_id[:12])
     return NetworkPlan(
         container_id=container_id, mode=row["mode"],
-        netns_path=None if row["netns"] is None else Path(row["netns"]), host_network=host,
+        netns_path=row["netns"], host_network=host,
         hostname=hostname,
         etc_files=etc_files(paths, container_id),
         endpoints=tuple(endpoints(conn, container_id)),
@@ -254,7 +255,7 @@ def begin_setup(conn: sqlite3.Connection, paths: Paths, container_id: str,
     settings = _json(row["settings"])
     if settings.get("joined"):
         other = _row(conn, settings["joined"])
-        if other["netns"] is None or not netns.exists(Path(other["netns"])):
+        if other["netns"] is None or not netns.exists(other["netns"]):
             raise Conflict(f"cannot join the network of container {settings['joined'][:12]}: "
                            "it is not running")
         return PendingPlan(conn, plan(conn, paths, container_id))
@@ -277,14 +278,14 @@ def begin_setup(conn: sqlite3.Connection, paths: Paths, container_id: str,
             if not any(r.get("assigned") and not r["host_port"] for r in requested):
                 raise
             resolved = ports.reserve(conn, container_id, [  # the old random port is taken
-                replace(w, host_port=r["host_port"]) for w, r in zip(wanted, requested,
-                                                                       strict=True)])
+                w._replace(host_port=r["host_port"])
+                for w, r in zip(wanted, requested, strict=True)])
         schema.set_ports(conn, container_id, [
             {**r, "assigned": m.host_port} for r, m in zip(requested, resolved, strict=True)])
         options = _options(conn, container_id, row["name"], p.endpoints, resolved,
                            settings["dns"])
         schema.set_live(conn, container_id, options)
-    p = replace(p, ports=tuple(resolved))
+    p = p._replace(ports=tuple(resolved))
     try:
         _write_files(conn, p)  # the runtime binds them at create, before wait()
         netns.create(path)
@@ -302,11 +303,11 @@ def teardown(conn: sqlite3.Connection, paths: Paths, container_id: str) -> None:
         return
     if row["live"] is not None:
         options = _json(row["live"])
-        path = None if row["netns"] is None else Path(row["netns"])
+        path = row["netns"]
         if _needs_backend_teardown(options) or path is None or not netns.exists(path):
             netavark.teardown(networks.backend_dir(paths), path, options)
     if row["netns"] is not None:
-        netns.remove(Path(row["netns"]))
+        netns.remove(row["netns"])
     with schema.transaction(conn):
         schema.free_ports(conn, container_id)
         schema.set_live(conn, container_id, None)
@@ -317,7 +318,7 @@ def release(conn: sqlite3.Connection, paths: Paths, container_id: str) -> None:
     teardown(conn, paths, container_id)
     with schema.transaction(conn):
         schema.delete_container(conn, container_id)
-    shutil.rmtree(files_dir(paths, container_id), ignore_errors=True)
+    fsutil.remove_tree(files_dir(paths, container_id))
 
 
 def is_plumbed(conn: sqlite3.Connection, container_id: str) -> bool:
@@ -362,7 +363,7 @@ def connect(conn: sqlite3.Connection, paths: Paths, container_id: str, a: Attach
     settings = _json(row["settings"])
     options = _options(conn, container_id, row["name"], [endpoint], [], settings["dns"])
     try:
-        netavark.setup(networks.backend_dir(paths), Path(row["netns"]), options)
+        netavark.setup(networks.backend_dir(paths), row["netns"], options)
     except BaseException:
         with schema.transaction(conn):
             schema.delete_endpoint(conn, container_id, network.id)
@@ -389,7 +390,7 @@ def disconnect(conn: sqlite3.Connection, paths: Paths, container_id: str, name: 
         options = {**live, "port_mappings": [],
                    "networks": {network.id: live["networks"][network.id]},
                    "network_info": {network.id: live["network_info"][network.id]}}
-        netavark.teardown(networks.backend_dir(paths), Path(row["netns"]), options)
+        netavark.teardown(networks.backend_dir(paths), row["netns"], options)
         del live["networks"][network.id]
         del live["network_info"][network.id]
         with schema.transaction(conn):

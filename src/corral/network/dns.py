@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 from corral.errors import InvalidArgument
 
-TYPE_CHECKING = False  # not typing's, nor ipaddress at import: `run --network none` reads this
-if TYPE_CHECKING:  # the model's dataclasses cost a `--network none` run several ms
+TYPE_CHECKING = False  # not typing's, nor ipaddress or pathlib: `run --network none` reads this
+if TYPE_CHECKING:  # the model's types cost a `--network none` run ~1 ms
     import ipaddress
+    from typing import TypeAlias
 
     from corral.network.model import Endpoint
+
+    StrPath: TypeAlias = str | os.PathLike[str]
 
 
 def _ip_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
@@ -68,15 +70,18 @@ def check_servers(servers: Sequence[str]) -> None:
             raise InvalidArgument(f"invalid --dns server {s!r}: want an IP address") from None
 
 
+def _read(path: str, default: str) -> str:
+    """A host file's text, or `default` when it cannot be read."""
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return default
+
+
 def hosts(*, hostname: str, endpoints: Sequence[Endpoint], add_hosts: Sequence[str],
           host_network: bool) -> str:
-    if host_network:
-        try:
-            base = Path("/etc/hosts").read_text()
-        except OSError:
-            base = _LOCALHOST
-    else:
-        base = _LOCALHOST
+    base = _read("/etc/hosts", _LOCALHOST) if host_network else _LOCALHOST
     gateway = endpoints[0].network.gateway if endpoints else "127.0.0.1"
     lines = [base.rstrip("\n")]
     for spec in add_hosts:
@@ -93,11 +98,7 @@ def hosts(*, hostname: str, endpoints: Sequence[Endpoint], add_hosts: Sequence[s
 
 def _host_resolv() -> tuple[list[str], list[str], list[str]]:
     servers, search, options = [], [], []
-    try:
-        text = Path("/etc/resolv.conf").read_text()
-    except OSError:
-        text = ""
-    for line in text.splitlines():
+    for line in _read("/etc/resolv.conf", "").splitlines():
         fields = line.split()
         if len(fields) < 2 or fields[0].startswith(("#", ";")):
             continue
@@ -139,9 +140,9 @@ def host_hostname() -> str:
     return os.uname().nodename  # gethostname(), without importing socket
 
 
-def write_in_place(path: Path, text: str) -> None:
+def write_in_place(path: StrPath, text: str) -> None:
     """Rewrite `path` keeping its inode, so a bind mount of it sees the new content."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    os.makedirs(os.path.dirname(os.fspath(path)), exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         data = text.encode()

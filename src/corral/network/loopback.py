@@ -12,30 +12,31 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
+from corral import fsutil
 from corral.config import Paths
 
 _RECORDED = "recorded"  # marker in files_dir: the container has a row in the network database
 
 
-def netns_path(paths: Paths, container_id: str) -> Path:
-    return paths.runroot / "netns" / container_id
+def netns_path(paths: Paths, container_id: str) -> str:
+    return os.path.join(paths.runroot, "netns", container_id)
 
 
-def files_dir(paths: Paths, container_id: str) -> Path:
-    return paths.root / "network" / "containers" / container_id
+def files_dir(paths: Paths, container_id: str) -> str:
+    return os.path.join(paths.root, "network", "containers", container_id)
 
 
-def etc_files(paths: Paths, container_id: str) -> dict[str, Path]:
+def etc_files(paths: Paths, container_id: str) -> dict[str, str]:
     files = files_dir(paths, container_id)
-    return {"/etc/hosts": files / "hosts", "/etc/resolv.conf": files / "resolv.conf",
-            "/etc/hostname": files / "hostname"}
+    return {"/etc/hosts": os.path.join(files, "hosts"),
+            "/etc/resolv.conf": os.path.join(files, "resolv.conf"),
+            "/etc/hostname": os.path.join(files, "hostname")}
 
 
 def prepare(paths: Paths, container_id: str, *, hostname: str, dns: Sequence[str],
             dns_search: Sequence[str], dns_options: Sequence[str],
-            add_hosts: Sequence[str]) -> dict[str, Path]:
+            add_hosts: Sequence[str]) -> dict[str, str]:
     """Validate the DNS flags and write the container's /etc files; returns them."""
     from corral.network import dns as etc
 
@@ -57,22 +58,21 @@ def setup(paths: Paths, container_id: str) -> None:
 
 def teardown(paths: Paths, container_id: str) -> None:
     path = netns_path(paths, container_id)
-    if os.path.ismount(path) or path.exists():  # netns only when there is something to drop
+    if os.path.lexists(path):  # netns only when there is something to drop
         from corral.network import netns
 
         netns.remove(path)
 
 
 def mark_recorded(paths: Paths, container_id: str) -> None:
-    (files_dir(paths, container_id) / _RECORDED).touch()
+    marker = os.path.join(files_dir(paths, container_id), _RECORDED)
+    os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
 
 
 def recorded(paths: Paths, container_id: str) -> bool:
-    return (files_dir(paths, container_id) / _RECORDED).exists()
+    return os.path.exists(os.path.join(files_dir(paths, container_id), _RECORDED))
 
 
 def release(paths: Paths, container_id: str) -> None:
     teardown(paths, container_id)
-    import shutil  # only `rm` needs it: off the run path (its bz2/lzma imports)
-
-    shutil.rmtree(files_dir(paths, container_id), ignore_errors=True)
+    fsutil.remove_tree(files_dir(paths, container_id))

@@ -1,18 +1,19 @@
-"""The network area's value types, shared by its modules and by the container lifecycle."""
+"""The network area's value types, shared by its modules and by the container lifecycle.
+
+They are corral.records NamedTuples (immutable, `_replace`, `_asdict`), not dataclasses: a
+`corral run` on the default network reads them, and `dataclasses` costs it ~5 ms of imports.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from corral.records import NamedTuple
 
 DEFAULT_NETWORK = "bridge"
 # Docker's pre-defined networks: `bridge` is a real network record, `host` and `none` are modes.
 PREDEFINED = ("bridge", "host", "none")
 
 
-@dataclass(frozen=True)
-class Network:
+class Network(NamedTuple):
     id: str
     name: str
     driver: str
@@ -27,15 +28,14 @@ class Network:
     created: str
 
 
-@dataclass(frozen=True)
-class PortMapping:
+class PortMapping(NamedTuple):
     """One `-p`: host_port 0 means "pick a free port"; `count` ports from both starts."""
 
     container_port: int
     host_port: int = 0
     host_ip: str = ""
     protocol: str = "tcp"
-    count: int = 1
+    count: int = 1  # type: ignore[assignment]  # shadows tuple.count, which nothing calls
 
     def __str__(self) -> str:
         def span(start: int) -> str:
@@ -45,8 +45,7 @@ class PortMapping:
         return f"{host}{span(self.host_port)}:{span(self.container_port)}/{self.protocol}"
 
 
-@dataclass(frozen=True)
-class Attach:
+class Attach(NamedTuple):
     """A request to put a container on a network (`--network`, `--ip`, `--network-alias`)."""
 
     network: str
@@ -55,8 +54,7 @@ class Attach:
     mac: str | None = None
 
 
-@dataclass(frozen=True)
-class NetworkRequest:
+class NetworkRequest(NamedTuple):
     """Everything `run`/`create` says about a container's network, parsed but not validated."""
 
     mode: str = DEFAULT_NETWORK  # bridge | host | none | container:<id> | <network name>
@@ -70,8 +68,7 @@ class NetworkRequest:
     add_hosts: tuple[str, ...] = ()  # "name:ip" (ip may be "host-gateway")
 
 
-@dataclass(frozen=True)
-class Endpoint:
+class Endpoint(NamedTuple):
     """A container's place on one network, as allocated."""
 
     network: Network
@@ -81,8 +78,7 @@ class Endpoint:
     interface: str
 
 
-@dataclass(frozen=True)
-class NetworkPlan:
+class NetworkPlan(NamedTuple):
     """What the container lifecycle needs to write config.json.
 
     `netns_path` None with `host_network` True: share the host's namespace (no entry in
@@ -92,10 +88,9 @@ class NetworkPlan:
 
     container_id: str
     mode: str
-    netns_path: Path | None
+    netns_path: str | None
     host_network: bool
     hostname: str
-    etc_files: dict[str, Path]
+    etc_files: dict[str, str]
     endpoints: tuple[Endpoint, ...] = ()
     ports: tuple[PortMapping, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)

@@ -15,27 +15,35 @@ check-then-create of shared iptables chains races with itself.
                networks: {name: {static_ips, static_mac, aliases, interface_name}},
                network_info: {name: {id, name, driver, network_interface, subnets, internal,
                                      dns_enabled, ipv6_enabled, options, ipam_options}}}
+
+`corral run` on a network starts netavark from here, so this module imports neither subprocess
+nor json nor pathlib: netavark runs through posix_spawn with its stdin, stdout and stderr in
+memfds (nothing to deadlock on, nothing to read concurrently), JSON goes through
+corral.runtime.jsonio, paths are str. The cold paths (replays, leftovers) import subprocess.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import secrets
-import subprocess
 import time
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
 from corral.errors import CorralError
 from corral.network import netns
 from corral.network.model import Network, PortMapping
+from corral.runtime import jsonio
 
-NETAVARK = Path(os.environ.get("CORRAL_NETAVARK", "/usr/lib/podman/netavark"))
-AARDVARK = Path(os.environ.get("CORRAL_AARDVARK", "/usr/lib/podman/aardvark-dns"))
-_LOCK = Path("/run/lock/corral-netavark.lock")
+TYPE_CHECKING = False  # not typing's: `corral run` on a network reads this module
+if TYPE_CHECKING:
+    from typing import Any, TypeAlias
+
+    StrPath: TypeAlias = str | os.PathLike[str]
+
+NETAVARK = os.environ.get("CORRAL_NETAVARK", "/usr/lib/podman/netavark")
+AARDVARK = os.environ.get("CORRAL_AARDVARK", "/usr/lib/podman/aardvark-dns")
+_LOCK = "/run/lock/corral-netavark.lock"
+_SYS_NET = "/sys/class/net"
 
 
 class BackendError(CorralError):
@@ -77,42 +85,73 @@ class _Call:
     the netavark process, whoever waits for it (a teardown may come while a background setup
     still runs), and the aardvark-dns daemon netavark starts does not inherit it."""
 
-    def __init__(self, config_dir: Path, verb: str, netns_path: Path,
+    def __init__(self, config_dir: StrPath, verb: str, netns_path: StrPath,
                  options: dict[str, Any]) -> None:
-        config_dir.mkdir(parents=True, exist_ok=True)
+        config_dir = os.fspath(config_dir)
+        os.makedirs(config_dir, exist_ok=True)
         self.verb = verb
-        lock = _LOCK if os.geteuid() == 0 else config_dir / "netavark.lock"
-        cmd = [str(NETAVARK), "--config", str(config_dir), "--rootless", "false",
-               "--aardvark-binary", str(AARDVARK), verb, str(netns_path)]
+        lock = _LOCK if os.geteuid() == 0 else os.path.join(config_dir, "netavark.lock")
+        cmd = [NETAVARK, "--config", config_dir, "--rootless", "false",
+               "--aardvark-binary", AARDVARK, verb, os.fspath(netns_path)]
         if verb == "setup" and not all(
-                (Path("/sys/class/net") / info["network_interface"]).exists()
+                os.path.exists(os.path.join(_SYS_NET, info["network_interface"]))
                 for info in options["network_info"].values()):
             # a bridge (and its isolation rules) is about to appear: make sure of the jump
             cmd = ["sh", "-c", f'"$@"; rc=$?; {_KEEP_ISOLATION}; exit $rc', "netavark", *cmd]
-        cmd = ["flock", "--close", str(lock), *cmd]
-        if not NETAVARK.exists():
+        cmd = ["flock", "--close", lock, *cmd]
+        if not os.path.exists(NETAVARK):
             raise BackendError(f"{NETAVARK} is missing: install Debian's netavark")
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE)
-        assert self._proc.stdin is not None
-        self._proc.stdin.write(json.dumps(options).encode())
-        self._proc.stdin.close()
-        self._proc.stdin = None  # communicate() then only reads
+        self._stdio = [_memfd(jsonio.dumps(options).encode()), _memfd(), _memfd()]
+        try:
+            self._pid = os.posix_spawnp(cmd[0], cmd, os.environ, file_actions=[
+                (os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(self._stdio)])
+        except BaseException:
+            self._close()
+            raise
+
+    def _close(self) -> None:
+        for fd in self._stdio:
+            os.close(fd)
+        self._stdio = []
 
     def result(self) -> dict[str, Any]:
-        stdout, stderr = self._proc.communicate()
+        try:
+            _, wait_status = os.waitpid(self._pid, 0)
+            stdout, stderr = (_read_all(fd) for fd in self._stdio[1:])
+        finally:
+            self._close()
         out = stdout.decode(errors="replace").strip()
-        if self._proc.returncode != 0:
+        if os.waitstatus_to_exitcode(wait_status) != 0:
             try:
-                message = json.loads(out)["error"]
+                message = jsonio.loads(out)["error"]
             except (ValueError, KeyError, TypeError):
                 message = out or stderr.decode(errors="replace").strip()
             raise BackendError(f"netavark {self.verb}: {message}")
-        status: dict[str, Any] = json.loads(out) if out else {}
+        status: dict[str, Any] = jsonio.loads(out) if out else {}
         return status
 
 
-def _run(config_dir: Path, verb: str, netns_path: Path, options: dict[str, Any]
+def _memfd(data: bytes = b"") -> int:
+    """An anonymous file holding `data`, read from its start (a child's stdin or stdout)."""
+    fd = os.memfd_create("corral-netavark", os.MFD_CLOEXEC)
+    try:
+        os.write(fd, data)
+        os.lseek(fd, 0, os.SEEK_SET)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _read_all(fd: int) -> bytes:
+    os.lseek(fd, 0, os.SEEK_SET)
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _run(config_dir: StrPath, verb: str, netns_path: StrPath, options: dict[str, Any]
          ) -> dict[str, Any]:
     return _Call(config_dir, verb, netns_path, options).result()
 
@@ -120,7 +159,8 @@ def _run(config_dir: Path, verb: str, netns_path: Path, options: dict[str, Any]
 class PendingSetup:
     """A `setup` running in the background, so the runtime can create the container meanwhile."""
 
-    def __init__(self, config_dir: Path, netns_path: Path, options: dict[str, Any]) -> None:
+    def __init__(self, config_dir: StrPath, netns_path: StrPath, options: dict[str, Any]
+                 ) -> None:
         self._args = (config_dir, netns_path, options)
         self._dns_reload = _DnsReload(config_dir, options, own_may_go=False)
         self._call = _Call(config_dir, "setup", netns_path, options)
@@ -140,7 +180,7 @@ class PendingSetup:
         return status
 
 
-def setup(config_dir: Path, netns_path: Path, options: dict[str, Any]) -> dict[str, Any]:
+def setup(config_dir: StrPath, netns_path: StrPath, options: dict[str, Any]) -> dict[str, Any]:
     """Plumb the namespace; on failure undo what netavark did before it stopped."""
     return PendingSetup(config_dir, netns_path, options).wait()
 
@@ -167,12 +207,13 @@ class _DnsReload:
     start of aardvark, 0.25 s for a rebind (an aardvark that reloads without rebinding then
     costs little)."""
 
-    def __init__(self, config_dir: Path, options: dict[str, Any], *, own_may_go: bool) -> None:
+    def __init__(self, config_dir: StrPath, options: dict[str, Any], *, own_may_go: bool
+                 ) -> None:
         self._own = _dns_listeners(options)
         self._own_may_go = own_may_go
         listeners = set(self._own)
         with contextlib.suppress(OSError):
-            for entries in (config_dir / "aardvark-dns").iterdir():  # first line: gateway[,...]
+            for entries in os.scandir(_aardvark_dir(config_dir)):  # first line: gateway[,...]
                 if entries.name != "aardvark.pid":
                     with contextlib.suppress(OSError), open(entries) as f:
                         first = f.readline().split()
@@ -209,13 +250,17 @@ def _hairpin(bridge: str) -> None:
     With br_netfilter the DNATed packet is bridged straight back to the port it came from,
     which a bridge only does in hairpin mode (Docker sets it too; netavark 1.4 does not).
     """
-    for port in (Path("/sys/class/net") / bridge / "brif").glob("*/hairpin_mode"):
-        with contextlib.suppress(OSError):
-            if port.read_text().strip() != "1":
-                port.write_text("1")
+    brif = os.path.join(_SYS_NET, bridge, "brif")
+    for port in _listdir(brif):
+        with contextlib.suppress(OSError), open(os.path.join(brif, port, "hairpin_mode"),
+                                                "r+") as mode:
+            if mode.read().strip() != "1":
+                mode.seek(0)
+                mode.write("1")
 
 
-def teardown(config_dir: Path, netns_path: Path | None, options: dict[str, Any]) -> None:
+def teardown(config_dir: StrPath, netns_path: StrPath | None, options: dict[str, Any]
+             ) -> None:
     """Undo `setup`; idempotent, and complete even when the namespace or interfaces are gone."""
     dns_reload = _DnsReload(config_dir, options, own_may_go=True)
     if netns_path is not None and netns.exists(netns_path):
@@ -229,17 +274,20 @@ def teardown(config_dir: Path, netns_path: Path | None, options: dict[str, Any])
     dns_reload.wait()
 
 
-def replay_teardown(config_dir: Path, options: dict[str, Any]) -> None:
+def replay_teardown(config_dir: StrPath, options: dict[str, Any]) -> None:
     """Run netavark's teardown on a stand-in namespace with the interfaces it expects.
 
     netavark 1.4 reports errors for steps a partial teardown already did (the DNS entries, the
     bridge), so success is judged by what is left: the container's DNAT rules and DNS entries.
     """
+    import subprocess
+
     without_dns = {**options, "network_info": {
         k: {**v, "dns_enabled": False} for k, v in options["network_info"].items()}}
     error: BackendError | None = None
     for attempt in (options, without_dns):
-        stand_in = config_dir.parent / "netns" / f".stand-in-{secrets.token_hex(6)}"
+        stand_in = os.path.join(os.path.dirname(os.fspath(config_dir)), "netns",
+                                f".stand-in-{os.urandom(6).hex()}")
         netns.create(stand_in)
         try:
             for i, per_net in enumerate(attempt["networks"].values()):
@@ -260,7 +308,7 @@ def replay_teardown(config_dir: Path, options: dict[str, Any]) -> None:
     raise error
 
 
-def rename_dns_entries(config_dir: Path, options: dict[str, Any]) -> None:
+def rename_dns_entries(config_dir: StrPath, options: dict[str, Any]) -> None:
     """Make aardvark-dns answer for `options["container_name"]`, a running container's new name
     (Docker's rename does; netavark has no verb for it). An entry reads
     `<id> <ipv4> <ipv6> <name>,<alias>... [<dns servers>]`: its first name is replaced in place,
@@ -272,8 +320,9 @@ def rename_dns_entries(config_dir: Path, options: dict[str, Any]) -> None:
     for network_id, info in options["network_info"].items():
         if not info["dns_enabled"]:
             continue
+        entries = os.path.join(_aardvark_dir(config_dir), network_id)
         try:
-            f = open(config_dir / "aardvark-dns" / network_id, "r+")  # noqa: SIM115 (locked below)
+            f = open(entries, "r+")  # noqa: SIM115 (locked below)
         except FileNotFoundError:
             continue
         with f:
@@ -293,12 +342,15 @@ def rename_dns_entries(config_dir: Path, options: dict[str, Any]) -> None:
     if changed:
         dns_reload = _DnsReload(config_dir, options, own_may_go=False)
         with contextlib.suppress(OSError, ValueError):
-            os.kill(int((config_dir / "aardvark-dns" / "aardvark.pid").read_text()), 1)
+            with open(os.path.join(_aardvark_dir(config_dir), "aardvark.pid")) as pid_file:
+                os.kill(int(pid_file.read()), 1)
             dns_reload.wait()
 
 
-def leftovers(config_dir: Path, options: dict[str, Any]) -> list[str]:
+def leftovers(config_dir: StrPath, options: dict[str, Any]) -> list[str]:
     """What of a container's plumbing the host still has: DNAT rules and DNS entries."""
+    import subprocess
+
     container_id = options["container_id"]
     left = []
     rules = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True,
@@ -306,26 +358,38 @@ def leftovers(config_dir: Path, options: dict[str, Any]) -> list[str]:
     if f"id: {container_id}" in rules:
         left.append("port forwarding rules")
     for network_id in options["network_info"]:
-        entries = config_dir / "aardvark-dns" / network_id
-        with contextlib.suppress(OSError):
-            if container_id in entries.read_text():
+        with contextlib.suppress(OSError), open(
+                os.path.join(_aardvark_dir(config_dir), network_id)) as entries:
+            if container_id in entries.read():
                 left.append(f"DNS entries on network {network_id[:12]}")
     return left
 
 
-def remove_bridge(config_dir: Path, network: Network, *, wait_s: float = 2.0) -> None:
+def remove_bridge(config_dir: StrPath, network: Network, *, wait_s: float = 2.0) -> None:
     """Delete a network's bridge and firewall rules (left in place while it has no containers)."""
-    brif = Path("/sys/class/net") / network.bridge / "brif"
-    if not brif.exists():
+    brif = os.path.join(_SYS_NET, network.bridge, "brif")
+    if not os.path.exists(brif):
         return
     deadline = time.monotonic() + wait_s
-    while any(brif.iterdir()) and time.monotonic() < deadline:
+    while _listdir(brif) and time.monotonic() < deadline:
         time.sleep(0.02)  # veths of just-deleted namespaces go away asynchronously
     info = {**network_info(network), "dns_enabled": False}  # no container: no DNS entries
     replay_teardown(config_dir, {
-        "container_id": secrets.token_hex(32), "container_name": "corral-network-rm",
+        "container_id": os.urandom(32).hex(), "container_name": "corral-network-rm",
         "networks": {network.id: {"interface_name": "eth0"}},
         "network_info": {network.id: info},
     })
-    if brif.exists():
+    if os.path.exists(brif):
         raise BackendError(f"bridge {network.bridge} of network {network.name} is still in use")
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
+
+
+def _aardvark_dir(config_dir: StrPath) -> str:
+    """Where netavark keeps aardvark-dns's entries (one file per network) and its pid file."""
+    return os.path.join(config_dir, "aardvark-dns")

@@ -5,9 +5,9 @@ the runtime starts the container, which then joins it by path from config.json. 
 made in a short-lived thread: `unshare(CLONE_NEWNET)` moves only the calling thread, so the
 caller's own namespace never changes. This is on `corral run`'s path, so it uses the runtime's
 syscall seam and the interpreter's own `_thread`/`_socket` (no ctypes, threading or socket
-package imports). The directory holding the mounts is made a shared mount on
-itself (as /run/netns is) so an unmount here also reaches the copies that mount namespaces
-created meanwhile got of it.
+package imports), and str paths through os.path (no pathlib). The directory holding the
+mounts is made a shared mount on itself (as /run/netns is) so an unmount here also reaches the
+copies that mount namespaces created meanwhile got of it.
 """
 
 from __future__ import annotations
@@ -19,10 +19,15 @@ import errno
 import fcntl
 import os
 import struct
-from collections.abc import Iterator
-from pathlib import Path
 
+from corral.fsutil import locked
 from corral.runtime.linux import syscalls
+
+TYPE_CHECKING = False  # not typing's: `corral run` does not import typing
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    StrPath: TypeAlias = str | os.PathLike[str]
 
 _SIOCGIFFLAGS = 0x8913
 _SIOCSIFFLAGS = 0x8914
@@ -33,33 +38,35 @@ def _bind(source: str, target: str, flags: int = 0) -> None:
     syscalls.mount(source, target, None, syscalls.MS_BIND | flags, None)
 
 
-def _unmount(target: Path) -> None:
+def _unmount(target: str) -> None:
     """Detach `target`; one that is not (or no longer) mounted is fine."""
     try:
-        syscalls.umount2(str(target), syscalls.MNT_DETACH)
+        syscalls.umount2(target, syscalls.MNT_DETACH)
     except OSError as e:
         if e.errno not in (errno.EINVAL, errno.ENOENT):
             raise
 
 
-@contextlib.contextmanager
-def _dir_lock(directory: Path) -> Iterator[None]:
+def _dir_lock(directory: str) -> contextlib.AbstractContextManager[None]:
     """Serialises making, using and dropping the shared mount on `directory`."""
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory.parent / f".{directory.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
+    os.makedirs(directory, exist_ok=True)
+    parent, name = os.path.split(directory)
+    return locked(os.path.join(parent, f".{name}.lock"))
 
 
-def _ensure_shared_dir(directory: Path) -> None:
+def _touch(path: str) -> None:
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+
+
+def _ensure_shared_dir(directory: str) -> None:
     """Make `directory` a shared mount point of its own, like `ip netns` does (lock held)."""
-    marker = directory / ".shared"
-    if marker.exists():
+    marker = os.path.join(directory, ".shared")
+    if os.path.exists(marker):
         return
     if not os.path.ismount(directory):
-        _bind(str(directory), str(directory), syscalls.MS_REC)
-    syscalls.mount("none", str(directory), None, syscalls.MS_SHARED | syscalls.MS_REC, None)
-    marker.touch()
+        _bind(directory, directory, syscalls.MS_REC)
+    syscalls.mount("none", directory, None, syscalls.MS_SHARED | syscalls.MS_REC, None)
+    _touch(marker)
 
 
 def _loopback_up() -> None:
@@ -73,13 +80,15 @@ def _loopback_up() -> None:
         s.close()
 
 
-def create(path: Path) -> None:
+def create(path: StrPath) -> None:
     """Make a new network namespace (loopback up) pinned at `path`; existing ones are kept."""
-    with _dir_lock(path.parent):
-        if exists(path):
+    target = os.path.normpath(path)
+    directory = os.path.dirname(target)
+    with _dir_lock(directory):
+        if exists(target):
             return
-        _ensure_shared_dir(path.parent)
-        path.touch(exist_ok=True)
+        _ensure_shared_dir(directory)
+        _touch(target)
         failure: list[BaseException] = []
         done = _thread.allocate_lock()
         done.acquire()
@@ -88,7 +97,7 @@ def create(path: Path) -> None:
             try:
                 syscalls.unshare(syscalls.CLONE_NEWNET)
                 _loopback_up()
-                _bind(f"/proc/self/task/{_thread.get_native_id()}/ns/net", str(path))
+                _bind(f"/proc/self/task/{_thread.get_native_id()}/ns/net", target)
             except BaseException as e:
                 failure.append(e)
             finally:
@@ -98,11 +107,11 @@ def create(path: Path) -> None:
         done.acquire()  # the thread's last act; it ends right after, in its own namespace
         if failure:
             with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+                os.unlink(target)
             raise failure[0]
 
 
-def exists(path: Path) -> bool:
+def exists(path: StrPath) -> bool:
     """True when `path` pins a network namespace (a bind mount of an nsfs file)."""
     try:
         return os.path.ismount(path)
@@ -110,29 +119,31 @@ def exists(path: Path) -> bool:
         return False
 
 
-def remove(path: Path) -> None:
+def remove(path: StrPath) -> None:
     """Unpin and delete the namespace file; the kernel frees the namespace (and its veths).
 
     The last one out also drops the directory's shared mount, so nothing stays mounted."""
-    directory = path.parent
-    if not directory.exists():
+    path = os.path.normpath(path)
+    directory = os.path.dirname(path)
+    if not os.path.exists(directory):
         return
     with _dir_lock(directory):
         _unmount(path)
         with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+            os.unlink(path)
         if not any(entry.name != ".shared" for entry in os.scandir(directory)):
             _unmount_dir(directory)
 
 
-def _unmount_dir(directory: Path) -> None:
+def _unmount_dir(directory: str) -> None:
     _unmount(directory)
     with contextlib.suppress(FileNotFoundError):
-        (directory / ".shared").unlink()
+        os.unlink(os.path.join(directory, ".shared"))
 
 
-def unmount_dir(directory: Path) -> None:
+def unmount_dir(directory: StrPath) -> None:
     """Drop the shared mount on `directory` even if namespaces remain (tests' cleanup)."""
-    if directory.exists():
+    directory = os.path.normpath(directory)
+    if os.path.exists(directory):
         with _dir_lock(directory):
             _unmount_dir(directory)

@@ -8,30 +8,36 @@ published ports or DNS leaves; either way `remove` makes sure they are gone.
 
 from __future__ import annotations
 
-import datetime
-import re
-import secrets
-import sqlite3
-from pathlib import Path
-from typing import Any
+import _sqlite3 as sqlite3  # the C module, as corral.db: the package imports datetime
+import os
 
 from corral.config import Paths
 from corral.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
-from corral.network import ipam, netavark, schema
+from corral.network import netavark, schema
 from corral.network.model import DEFAULT_NETWORK, PREDEFINED, Network
 
-_VALID_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+TYPE_CHECKING = False  # not typing's: `corral run` on a network reads this module
+if TYPE_CHECKING:
+    from typing import Any
+
+_VALID_NAME = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"
 # `--opt` keys corral understands (Docker's spelling and netavark's).
 _MTU_KEYS = ("mtu", "com.docker.network.driver.mtu")
 
 
-def backend_dir(paths: Paths) -> Path:
+def backend_dir(paths: Paths) -> str:
     """netavark's --config directory (aardvark-dns keeps its files there)."""
-    return paths.runroot / "networks"
+    return os.path.join(paths.runroot, "networks")
 
 
 def _now() -> str:
+    import datetime  # only when a network is made (`corral run` makes the default one once)
+
     return datetime.datetime.now(datetime.UTC).isoformat()
+
+
+def _new_id() -> str:
+    return os.urandom(32).hex()  # secrets.token_hex(32), without importing secrets (hmac...)
 
 
 def _options(opts: dict[str, str]) -> dict[str, str]:
@@ -55,10 +61,12 @@ def ensure_default(conn: sqlite3.Connection) -> Network:
         found = schema.network_named(conn, DEFAULT_NETWORK)
         if found is not None:
             return found
-        subnet = ipam.choose_subnet(schema.list_networks(conn), default_network=True)
+        from corral.network import subnets  # ipaddress: only while making a network
+
+        subnet = subnets.choose_subnet(schema.list_networks(conn), default_network=True)
         network = Network(
-            id=secrets.token_hex(32), name=DEFAULT_NETWORK, driver="bridge",
-            bridge=ipam.default_bridge_interface(), subnet=str(subnet),
+            id=_new_id(), name=DEFAULT_NETWORK, driver="bridge",
+            bridge=subnets.default_bridge_interface(), subnet=str(subnet),
             gateway=str(subnet.network_address + 1), ip_range=None, internal=False, dns=False,
             labels={}, options={}, created=_now())
         schema.insert_network(conn, network)
@@ -70,7 +78,11 @@ def create(conn: sqlite3.Connection, name: str, *, driver: str = "bridge",
            internal: bool = False, labels: dict[str, str] | None = None,
            options: dict[str, str] | None = None) -> Network:
     """A new user network with DNS; the subnet is the pool's next free one unless given."""
-    if not _VALID_NAME.match(name):
+    import re  # `network create` only: off `corral run`'s path, as ipaddress (subnets)
+
+    from corral.network import subnets
+
+    if not re.match(_VALID_NAME, name):
         raise InvalidArgument(f"invalid network name {name!r}: want [a-zA-Z0-9][a-zA-Z0-9_.-]*")
     if name in PREDEFINED:
         raise Conflict(f"{name} is a pre-defined network and cannot be created")
@@ -85,12 +97,12 @@ def create(conn: sqlite3.Connection, name: str, *, driver: str = "bridge",
             raise AlreadyExists(f"network with name {name} already exists")
         existing = schema.list_networks(conn)
         if subnet is None:
-            net = ipam.choose_subnet(existing, default_network=False)
+            net = subnets.choose_subnet(existing, default_network=False)
         else:
-            net = ipam.parse_subnet(subnet)
-            ipam.check_free(net, existing)
-        gw, rng = ipam.check_layout(net, gateway, ip_range)
-        network_id = secrets.token_hex(32)
+            net = subnets.parse_subnet(subnet)
+            subnets.check_free(net, existing)
+        gw, rng = subnets.check_layout(net, gateway, ip_range)
+        network_id = _new_id()
         network = Network(
             id=network_id, name=name, driver=driver, bridge=f"corral-{network_id[:8]}",
             subnet=str(net), gateway=gw, ip_range=rng, internal=internal, dns=True,

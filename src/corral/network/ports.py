@@ -3,15 +3,15 @@
 Forwarding itself is netavark's (iptables DNAT, also from the host's loopback). As nothing holds
 the host port open, corral reserves it in `host_ports` and checks that no host program has bound
 it, both at `setup`, in one write transaction.
+
+Every `corral run` on a network parses its `-p` flags here, so what only a published port
+needs (ipaddress, socket, random) is imported where it is used.
 """
 
 from __future__ import annotations
 
+import _sqlite3 as sqlite3  # the C module, as corral.db: the package imports datetime
 import errno
-import ipaddress
-import random
-import socket
-import sqlite3
 from collections.abc import Iterable
 
 from corral.errors import Conflict, InvalidArgument
@@ -42,6 +42,8 @@ def parse_publish(spec: str) -> PortMapping:
     host_ip, host, ctr = ("", "", parts[0]) if len(parts) == 1 else (
         ("", *parts) if len(parts) == 2 else tuple(parts))
     if host_ip:
+        import ipaddress
+
         try:
             if ipaddress.ip_address(host_ip.strip("[]")).version != 4:
                 raise InvalidArgument(f"IPv6 host addresses are not supported yet: {spec!r}")
@@ -70,6 +72,8 @@ def publish_exposed(exposed: Iterable[str]) -> list[PortMapping]:
 
 
 def _host_can_bind(host_ip: str, port: int, protocol: str) -> bool:
+    import socket
+
     kind = socket.SOCK_DGRAM if protocol == "udp" else socket.SOCK_STREAM
     with socket.socket(socket.AF_INET, kind) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -122,6 +126,8 @@ def reserve(conn: sqlite3.Connection, container_id: str, mappings: Iterable[Port
 
 
 def _pick_free(reserved: list[sqlite3.Row], m: PortMapping) -> PortMapping:
+    import random
+
     lo, hi = _ephemeral_range()
     start = random.randint(lo, hi)
     for step in range(hi - lo + 1):

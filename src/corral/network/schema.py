@@ -13,15 +13,18 @@ entries exist between `setup` and `teardown` (start to stop).
 
 from __future__ import annotations
 
+import _sqlite3 as sqlite3  # the C module, as corral.db: the package imports datetime
 import contextlib
-import json
-import sqlite3
 from collections.abc import Iterator
-from typing import Any
 
 from corral import db
 from corral.config import Paths
 from corral.network.model import Network
+from corral.runtime import jsonio as json  # the C codec without the json package's imports
+
+TYPE_CHECKING = False  # not typing's: `corral run` on a network reads this module
+if TYPE_CHECKING:
+    from typing import Any
 
 AREA = "network"
 MIGRATIONS = [
