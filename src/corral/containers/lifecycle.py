@@ -56,7 +56,7 @@ class Containers:
         if self._images is None:
             from corral.images.service import ImageService
 
-            self._images = ImageService(self.paths)
+            self._images = ImageService(self.paths, self.store.conn)
         return self._images
 
     @property

@@ -112,13 +112,17 @@ def now_rfc3339() -> str:
 
 
 class ImageService:
-    def __init__(self, paths: Paths) -> None:
+    def __init__(self, paths: Paths, conn: sqlite3.Connection | None = None) -> None:
+        """`conn`: a connection to the engine's database to share (the containers engine's:
+        one connection per command, not one per area); otherwise the service opens its own."""
         self.paths = paths
         self.storage = os.path.join(paths.root, "storage")
         self._content: ContentStore | None = None
         self._locks: StoreLocks | None = None
         self._driver: Driver | None = None
-        self._conn: sqlite3.Connection | None = None
+        self._conn = conn
+        self._owns_conn = conn is None
+        self._migrated = False
 
     # -- plumbing ------------------------------------------------------------------------
     @property
@@ -148,9 +152,10 @@ class ImageService:
     @property
     def conn(self) -> sqlite3.Connection:
         if self._conn is None:
-            conn = db.connect(self.paths.database)
-            db.migrate(conn, schema.AREA, schema.MIGRATIONS)
-            self._conn = conn
+            self._conn = db.connect(self.paths.database)
+        if not self._migrated:
+            db.migrate(self._conn, schema.AREA, schema.MIGRATIONS)
+            self._migrated = True
         return self._conn
 
     @contextlib.contextmanager
@@ -165,9 +170,10 @@ class ImageService:
             raise
 
     def close(self) -> None:
-        if self._conn is not None:
+        if self._conn is not None and self._owns_conn:
             self._conn.close()
             self._conn = None
+            self._migrated = False
 
     # -- reading -------------------------------------------------------------------------
     _SELECT = ("SELECT i.*, (SELECT group_concat(n.name, char(10)) FROM "
