@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from corral.network import attach, netavark, networks
+from corral.network import attach, netavark, netns, networks
 from corral.network.model import Attach, PortMapping
 from tests.network.conftest import (
     HOST_ADDRESS,
@@ -273,3 +273,58 @@ def test_what_corral_run_calls_imports_nothing_heavy(net_env) -> None:  # type: 
                             env=net_env.env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == []
+
+
+ORPHAN_SCRIPT = """
+import os
+from corral.config import paths
+from corral.network import attach, schema
+from corral.network.model import NetworkRequest
+conn = schema.connect(paths())
+attach.prepare(conn, paths(), "o" * 64, "orphan", NetworkRequest())
+attach.begin_setup(conn, paths(), "o" * 64)  # netavark waits for the lock the test holds
+print("spawned", flush=True)
+os.kill(os.getpid(), 9)
+"""
+
+
+def test_a_netavark_outliving_its_command_never_plumbs_the_next_start(net_env) -> None:  # type: ignore[no-untyped-def]
+    """A command killed while its netavark waits for the host-wide lock leaves that netavark
+    behind; the next start pins a new namespace at the same path before it runs. It must not
+    put an eth0 there (the start's own netavark then fails: "eth0 already exists")."""
+    import fcntl
+    import sys
+    import time
+
+    conn = net_env.conn()
+    networks.ensure_default(conn)
+    marker = networks.backend_dir(net_env.paths)  # in the command line of its netavark calls
+    lock = netavark._LOCK if os.geteuid() == 0 else os.path.join(marker, "netavark.lock")
+    os.makedirs(os.path.dirname(lock), exist_ok=True)
+    with open(lock, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        killed = subprocess.run([sys.executable, "-c", ORPHAN_SCRIPT], env=net_env.env,
+                                capture_output=True, text=True, timeout=60)
+        assert killed.stdout == "spawned\n", killed.stderr
+        attach.teardown(conn, net_env.paths, "o" * 64)  # what the next start does first...
+        path = attach.plan(conn, net_env.paths, "o" * 64).netns_path
+        netns.create(path)  # ...and then it pins the new namespace
+    deadline = time.monotonic() + 20
+    while _running_with(marker):  # the orphan had its turn
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert "eth0" not in in_netns(path, "ip", "-o", "link").stdout
+    plan = attach.setup(conn, net_env.paths, "o" * 64)  # and the start plumbs it
+    assert "eth0" in in_netns(plan.netns_path, "ip", "-o", "link").stdout
+    attach.release(conn, net_env.paths, "o" * 64)
+
+
+def _running_with(marker: str) -> bool:
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if marker.encode() in f.read():
+                    return True
+        except OSError:
+            continue
+    return False

@@ -36,9 +36,12 @@ from corral.runtime import jsonio
 
 TYPE_CHECKING = False  # not typing's: `corral run` on a network reads this module
 if TYPE_CHECKING:
+    import signal as _signal
     from typing import Any, TypeAlias
 
     StrPath: TypeAlias = str | os.PathLike[str]
+else:  # the C module under `signal`: the same constants, without its enums (and enum)
+    import _signal
 
 NETAVARK = os.environ.get("CORRAL_NETAVARK", "/usr/lib/podman/netavark")
 AARDVARK = os.environ.get("CORRAL_AARDVARK", "/usr/lib/podman/aardvark-dns")
@@ -83,41 +86,50 @@ class _Call:
 
     netavark runs under `flock --close` on the host-wide lock: the lock lives exactly as long as
     the netavark process, whoever waits for it (a teardown may come while a background setup
-    still runs), and the aardvark-dns daemon netavark starts does not inherit it."""
+    still runs), and the aardvark-dns daemon netavark starts does not inherit it.
+
+    netavark is given the namespace as this process's open fd of it (/proc/<pid>/fd/<n>), not
+    by its path: a netavark left waiting for the lock by a killed command then finds nothing to
+    open, instead of plumbing the namespace a later start pinned at the same path (whose own
+    netavark would then fail: "eth0 already exists")."""
 
     def __init__(self, config_dir: StrPath, verb: str, netns_path: StrPath,
                  options: dict[str, Any]) -> None:
         config_dir = os.fspath(config_dir)
         os.makedirs(config_dir, exist_ok=True)
         self.verb = verb
-        lock = _LOCK if os.geteuid() == 0 else os.path.join(config_dir, "netavark.lock")
-        cmd = [NETAVARK, "--config", config_dir, "--rootless", "false",
-               "--aardvark-binary", AARDVARK, verb, os.fspath(netns_path)]
-        if verb == "setup" and not all(
-                os.path.exists(os.path.join(_SYS_NET, info["network_interface"]))
-                for info in options["network_info"].values()):
-            # a bridge (and its isolation rules) is about to appear: make sure of the jump
-            cmd = ["sh", "-c", f'"$@"; rc=$?; {_KEEP_ISOLATION}; exit $rc', "netavark", *cmd]
-        cmd = ["flock", "--close", lock, *cmd]
         if not os.path.exists(NETAVARK):
             raise BackendError(f"{NETAVARK} is missing: install Debian's netavark")
-        self._stdio = [_memfd(jsonio.dumps(options).encode()), _memfd(), _memfd()]
+        self._fds: list[int] = []  # the child's stdin, stdout and stderr, then the namespace
         try:
+            self._fds += [_memfd(jsonio.dumps(options).encode()), _memfd(), _memfd()]
+            self._fds.append(os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC))
+            lock = _LOCK if os.geteuid() == 0 else os.path.join(config_dir, "netavark.lock")
+            cmd = [NETAVARK, "--config", config_dir, "--rootless", "false", "--aardvark-binary",
+                   AARDVARK, verb, f"/proc/{os.getpid()}/fd/{self._fds[3]}"]
+            if verb == "setup" and not all(
+                    os.path.exists(os.path.join(_SYS_NET, info["network_interface"]))
+                    for info in options["network_info"].values()):
+                # a bridge (and its isolation rules) is about to appear: make sure of the jump
+                cmd = ["sh", "-c", f'"$@"; rc=$?; {_KEEP_ISOLATION}; exit $rc', "netavark", *cmd]
+            cmd = ["flock", "--close", lock, *cmd]
+            # as subprocess's restore_signals: Python ignores SIGPIPE, its children must not
             self._pid = os.posix_spawnp(cmd[0], cmd, os.environ, file_actions=[
-                (os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(self._stdio)])
+                (os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(self._fds[:3])],
+                setsigdef=(_signal.SIGPIPE, _signal.SIGXFSZ))
         except BaseException:
             self._close()
             raise
 
     def _close(self) -> None:
-        for fd in self._stdio:
+        for fd in self._fds:
             os.close(fd)
-        self._stdio = []
+        self._fds = []
 
     def result(self) -> dict[str, Any]:
         try:
             _, wait_status = os.waitpid(self._pid, 0)
-            stdout, stderr = (_read_all(fd) for fd in self._stdio[1:])
+            stdout, stderr = (_read_all(fd) for fd in self._fds[1:3])
         finally:
             self._close()
         out = stdout.decode(errors="replace").strip()
