@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 
 _BUSY_TIMEOUT_S = 30.0
+_WAL_PAGES = 128
 
 
 def connect(path: str) -> sqlite3.Connection:
@@ -45,6 +46,11 @@ def _configure(conn: sqlite3.Connection) -> None:
     if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
         conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
+    # Every command is a short process that never closes its connection (it leaves by
+    # os._exit), so each one is the database's first opener and rebuilds the WAL index by
+    # reading the whole WAL: ~0.5 ms per MB. SQLite's default lets it grow to 1000 pages (4 MB,
+    # ~2 ms on every `ps`); checkpointing at 128 pages keeps that read under 0.3 ms.
+    conn.execute(f"PRAGMA wal_autocheckpoint={_WAL_PAGES}")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_versions (area TEXT PRIMARY KEY, version INTEGER NOT NULL)"

@@ -183,7 +183,7 @@ def _run(v: dict[str, Any], args: list[str]) -> int:
     if opts.detach and opts.remove and opts.restart != "no":
         raise InvalidArgument("conflicting options: --restart and --rm")
     engine = _engine()
-    rec = engine.create(opts)
+    rec = engine.create(opts, starting=True)
     if opts.detach:
         try:
             engine.start(rec.id)

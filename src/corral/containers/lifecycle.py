@@ -89,7 +89,9 @@ class Containers:
             yield fresh
 
     # -- create --------------------------------------------------------------------------------
-    def create(self, opts: RunOptions) -> Record:
+    def create(self, opts: RunOptions, *, starting: bool = False) -> Record:
+        """A new container, ready to start; `starting`: the caller starts it right away
+        (`run`), so what start needs is begun early."""
         validate(opts)
         if opts.cidfile and os.path.exists(opts.cidfile):
             raise AlreadyExists(f"container ID file found, make sure the other container isn't running or delete {opts.cidfile}")
@@ -100,6 +102,8 @@ class Containers:
         # record whose lock is free was left by a killed command (see reap_interrupted).
         with self.store.locked(cid):
             rec = self._insert(cid, opts, image, runtime.name)
+            if starting:
+                networking.setup_early(self.paths, cid, rec.network)
             try:
                 rec = self._prepare(rec, opts, image)
                 if opts.cidfile:
@@ -437,18 +441,24 @@ class Containers:
         rec = self.store.update(rec, state="exited", exit_code=observed.exit_code,
                                 oom_killed=observed.oom_killed, error=observed.error,
                                 finished_at=observed.finished_at or now())
-        self._teardown(rec, ociruntime.find(rec.runtime, self.paths.runroot),
-                       meanwhile=(lambda: self._forget(rec, anonymous_volumes=True)) if remove else None)
+        runtime = ociruntime.find(rec.runtime, self.paths.runroot)
+        if remove:  # the rootfs is unmounted with the discarded directory, in the background
+            self._teardown(rec, runtime, meanwhile=lambda: self._forget(rec, anonymous_volumes=True),
+                           unmount=False)
+        else:
+            self._teardown(rec, runtime)
         return rec
 
     def _teardown(self, rec: Record, runtime: ociruntime.Runtime,
-                  meanwhile: Callable[[], None] | None = None) -> None:
+                  meanwhile: Callable[[], None] | None = None, *, unmount: bool = True) -> None:
         """Take down what a started container held; `meanwhile` runs while the runtime
-        deletes the container (its cgroups: ms of kernel time) in a child process."""
+        deletes the container (its cgroups: ms of kernel time) in a child process. `unmount`
+        False: the caller discards the container's directory, which unmounts its rootfs."""
         bundle = self.store.bundle(rec.id)
         deleting = runtime.delete(rec.id) if os.path.exists(bundle) else None
         try:
-            mounts.unmount(self.store.rootfs(rec.id))
+            if unmount:
+                mounts.unmount(self.store.rootfs(rec.id))
             networking.teardown(self.paths, rec.id, rec.network)
             if meanwhile is not None:
                 meanwhile()
@@ -573,8 +583,9 @@ def _claim(bundle: str) -> int:
 
 def _discard(directory: str, trash: str) -> None:
     """Remove a container's directory without making the caller wait: rename it into the trash
-    (atomic, so the store never shows half of it), then delete it in a detached grandchild
-    (unlinking an overlay upper dir file by file costs tens of ms on ext4)."""
+    (atomic, so the store never shows half of it; a rootfs mounted in it moves along), then
+    unmount that rootfs (umount waits for an RCU grace period: ~2 ms) and delete the directory
+    in a detached grandchild (unlinking an overlay upper dir file by file costs tens of ms)."""
     os.makedirs(trash, exist_ok=True)
     target = os.path.join(trash, f"{os.path.basename(directory)}-{os.urandom(4).hex()}")
     try:
@@ -586,6 +597,8 @@ def _discard(directory: str, trash: str) -> None:
         try:
             os.setsid()
             if os.fork() == 0:  # rm(1), not shutil: no imports beside the CLI's exit
+                with contextlib.suppress(OSError):
+                    mounts.unmount(os.path.join(target, "rootfs"))
                 os.execv("/bin/rm", ["rm", "-rf", "--one-file-system", target])
         finally:
             os._exit(0)
