@@ -122,7 +122,10 @@ def pss_per_container(e: Engine, extra_run: Sequence[str], marker: str, count: i
 def corral_engine(tmp: Path, runtime: str | None) -> Iterator[tuple[Engine, list[str]]]:
     env = {**os.environ, "CORRAL_ROOT": str(tmp / "corral-root"), "CORRAL_RUNROOT": str(tmp / "corral-run")}
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # compiled modules, as an installed corral has
-    yield Engine("corral", [str(CORRAL)], env), (["--runtime", runtime] if runtime else [])
+    try:
+        yield Engine("corral", [str(CORRAL)], env), (["--runtime", runtime] if runtime else [])
+    finally:
+        unmount_under(tmp / "corral-run")  # the namespace directory's shared mount stays, as /run/netns
 
 
 def busybox_tar(tmp: Path) -> Path:

@@ -70,10 +70,14 @@ class Corral:
 
 
 def leftovers(root: Path) -> list[str]:
-    """Mounts under the store, corral cgroups of its containers, monitors still running."""
+    """Mounts under the store, corral cgroups of its containers, monitors still running. The
+    engine's namespace directory (a shared mount on itself that stays, as /run/netns does for
+    `ip netns` and podman) is not a container's: the namespaces pinned in it are."""
     found = []
+    engine_dir = str(root / "run" / "netns")
     with open("/proc/self/mountinfo") as f:
-        found += [line.split()[4] for line in f if str(root) in line.split()[4]]
+        found += [point for point in (line.split()[4] for line in f)
+                  if str(root) in point and point != engine_dir]
     containers = root / "root" / "containers"
     ids = set(os.listdir(containers)) if containers.exists() else set()
     for cid in ids:

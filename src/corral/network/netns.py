@@ -7,7 +7,10 @@ caller's own namespace never changes. This is on `corral run`'s path, so it uses
 syscall seam and the interpreter's own `_thread`/`_socket` (no ctypes, threading or socket
 package imports), and str paths through os.path (no pathlib). The directory holding the
 mounts is made a shared mount on itself (as /run/netns is) so an unmount here also reaches the
-copies that mount namespaces created meanwhile got of it.
+copies that mount namespaces created meanwhile got of it. That mount stays when the last
+namespace goes, as `ip netns` and podman leave /run/netns: dropping and making it again would
+cost each `run --rm` a bind, a propagation change and an unmount (~3 ms); `unmount_dir` drops
+it for whoever removes the whole runroot.
 """
 
 from __future__ import annotations
@@ -121,8 +124,7 @@ def exists(path: StrPath) -> bool:
 
 def remove(path: StrPath) -> None:
     """Unpin and delete the namespace file; the kernel frees the namespace (and its veths).
-
-    The last one out also drops the directory's shared mount, so nothing stays mounted."""
+    The directory's shared mount stays (see the module docstring)."""
     path = os.path.normpath(path)
     directory = os.path.dirname(path)
     if not os.path.exists(directory):
@@ -131,19 +133,14 @@ def remove(path: StrPath) -> None:
         _unmount(path)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
-        if not any(entry.name != ".shared" for entry in os.scandir(directory)):
-            _unmount_dir(directory)
-
-
-def _unmount_dir(directory: str) -> None:
-    _unmount(directory)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(os.path.join(directory, ".shared"))
 
 
 def unmount_dir(directory: StrPath) -> None:
-    """Drop the shared mount on `directory` even if namespaces remain (tests' cleanup)."""
+    """Drop the shared mount on `directory` even if namespaces remain (before the runroot
+    itself is removed: the tests' cleanup)."""
     directory = os.path.normpath(directory)
     if os.path.exists(directory):
         with _dir_lock(directory):
-            _unmount_dir(directory)
+            _unmount(directory)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(directory, ".shared"))
