@@ -89,6 +89,44 @@ def test_sigkill_of_the_cli_during_run_leaves_a_consistent_state(corral: Corral)
     _nothing_left(corral)
 
 
+SLOW_START = """#!/bin/sh
+# crun, except that the first `start` blocks (its pid in $0.pid): a CLI to kill right there
+for arg in "$@"; do
+    if [ "$arg" = start ] && [ ! -e "$0.blocked" ]; then
+        echo $$ > "$0.pid" && touch "$0.blocked" && exec sleep 60
+    fi
+done
+exec crun "$@"
+"""
+
+
+def test_a_cli_killed_before_the_program_starts_leaves_it_created(corral: Corral, name: str,
+                                                                   tmp_path: Path) -> None:
+    """Killed once conmon has the container created but before the runtime's `start`, a `run -d`
+    leaves a container that says created (its program never ran), which `start` then runs."""
+    runtime = tmp_path / "slow-start"
+    runtime.write_text(SLOW_START)
+    runtime.chmod(0o755)
+    proc = corral.popen("run", "-d", "--runtime", str(runtime), "--name", name, "busybox", "sh", "-c",
+                        "echo ran; sleep 60", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "slow-start.blocked").exists():
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    os.kill(int((tmp_path / "slow-start.pid").read_text()), signal.SIGKILL)
+    assert corral.inspect(name, "{{.State.Status}}") == "created"
+    assert corral("logs", name).stdout == ""
+    corral("start", name)
+    while corral("logs", name).stdout != "ran\n":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert corral.inspect(name, "{{.State.Status}}") == "running"
+    corral("rm", "-f", name)
+    _nothing_left(corral)
+
+
 def test_rm_cleanup_still_happens_when_the_foreground_cli_is_killed(corral: Corral, name: str) -> None:
     """A foreground `run --rm` cleans up itself while conmon's exit command waits for it; once
     that CLI is SIGKILLed, the exit command must do the cleanup when the program exits."""

@@ -96,12 +96,14 @@ class Containers:
         if opts.cidfile and os.path.exists(opts.cidfile):
             raise AlreadyExists(f"container ID file found, make sure the other container isn't running or delete {opts.cidfile}")
         image = self.resolve_image(opts.image, opts.pull, opts.platform)
-        runtime = ociruntime.find(ociruntime.configured_name(opts.runtime), self.paths.runroot)
+        runtime_name = ociruntime.configured_name(opts.runtime)
+        ociruntime.find(runtime_name, self.paths.runroot)  # refused now, before anything is made
         cid = os.urandom(32).hex()  # what secrets.token_hex does, without its imports
         # The lock is held from before the record exists until it is complete: a `creating`
         # record whose lock is free was left by a killed command (see reap_interrupted).
         with self.store.locked(cid):
-            rec = self._insert(cid, opts, image, runtime.name)
+            # the name as given (a path stays a path), so every later verb finds the same binary
+            rec = self._insert(cid, opts, image, runtime_name)
             if starting:
                 networking.setup_early(self.paths, cid, rec.network)
             try:
@@ -303,9 +305,6 @@ class Containers:
             with open(os.path.join(self.store.dir(rec.id), "config.json"), "rb") as f:
                 args = json.loads(f.read())["process"]["args"]
             raise ociruntime.start_error(str(e), args) from None
-        rec = self.store.update(rec, state="running", pid=pid, pid_start=monitor.start_time(pid),
-                                conmon_pid=conmon_pid, boot_id=monitor.boot_id(), started_at=now(),
-                                finished_at=0.0, exit_code=0, oom_killed=False, error="")
         sock = None
         try:
             if attach:
@@ -319,9 +318,16 @@ class Containers:
                 sock.close()
             runtime.kill(rec.id, "KILL", all_processes=True)
             monitor.wait_exit(bundle, pid, timeout=5)
-            self._teardown(rec, runtime)
+            self._teardown(rec._replace(conmon_pid=conmon_pid), runtime)
             self.store.update(rec, state="created", pid=0)
             raise
+        # Recorded once the program runs: a command killed before that leaves a container that
+        # says what it is (created, or exited when it was a restart), and that `start` tears
+        # down and starts again; never one that says running while its init waits for a start
+        # that will not come. (An exit command meanwhile waits for the container's lock.)
+        rec = self.store.update(rec, state="running", pid=pid, pid_start=monitor.start_time(pid),
+                                conmon_pid=conmon_pid, boot_id=monitor.boot_id(), started_at=now(),
+                                finished_at=0.0, exit_code=0, oom_killed=False, error="")
         return rec, sock
 
     def _exit_command(self, cid: str, bundle: str) -> list[str]:
