@@ -11,6 +11,7 @@ import pytest
 
 from corral.config import Paths
 from corral.images.service import ImageService
+from corral.network import netns
 from tests.conftest import corral_bin
 from tests.images.registry_fixtures import registry, tls_registry, token_registry
 
@@ -18,11 +19,14 @@ __all__ = ["registry", "tls_registry", "token_registry"]  # the registry tests' 
 
 
 @pytest.fixture
-def store_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Paths:
+def store_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Paths]:
     root, run = tmp_path / "root", tmp_path / "run"
     monkeypatch.setenv("CORRAL_ROOT", str(root))
     monkeypatch.setenv("CORRAL_RUNROOT", str(run))
-    return Paths(root=str(root), runroot=str(run))
+    yield Paths(root=str(root), runroot=str(run))
+    # a container run in this store left the engine's namespace directory mounted (as
+    # /run/netns stays for podman): the store goes, so does that mount
+    netns.unmount_dir(run / "netns")
 
 
 @pytest.fixture
