@@ -46,26 +46,17 @@ else:
     import _ctypes
     from _ctypes import Structure, addressof, byref, get_errno, sizeof
 
-    class c_int(_ctypes._SimpleCData):
-        _type_ = "i"
+    def _simple(name: str, code: str) -> type:
+        """A ctypes scalar type, as ctypes/__init__.py declares each (`_type_` is its format)."""
+        return type(name, (_ctypes._SimpleCData,), {"_type_": code, "__module__": __name__})
 
-    class c_uint(_ctypes._SimpleCData):
-        _type_ = "I"
-
-    class c_long(_ctypes._SimpleCData):
-        _type_ = "l"
-
-    class c_ulong(_ctypes._SimpleCData):
-        _type_ = "L"
-
-    class c_ushort(_ctypes._SimpleCData):
-        _type_ = "H"
-
-    class c_char(_ctypes._SimpleCData):
-        _type_ = "c"
-
-    class c_void_p(_ctypes._SimpleCData):
-        _type_ = "P"
+    c_int = _simple("c_int", "i")
+    c_uint = _simple("c_uint", "I")
+    c_long = _simple("c_long", "l")
+    c_ulong = _simple("c_ulong", "L")
+    c_ushort = _simple("c_ushort", "H")
+    c_char = _simple("c_char", "c")
+    c_void_p = _simple("c_void_p", "P")
 
     # The Linux ABIs the runtime runs on are LP64 (ctypes makes the same choice from sizeof)
     c_size_t = c_uint64 = c_ulong
