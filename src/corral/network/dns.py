@@ -19,11 +19,9 @@ from corral.errors import InvalidArgument
 TYPE_CHECKING = False  # not typing's, nor ipaddress or pathlib: `run --network none` reads this
 if TYPE_CHECKING:  # the model's types cost a `--network none` run ~1 ms
     import ipaddress
-    from typing import TypeAlias
 
+    from corral.fsutil import StrPath
     from corral.network.model import Endpoint
-
-    StrPath: TypeAlias = str | os.PathLike[str]
 
 
 def _ip_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:

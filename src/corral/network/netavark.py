@@ -37,9 +37,9 @@ from corral.runtime import jsonio
 TYPE_CHECKING = False  # not typing's: `corral run` on a network reads this module
 if TYPE_CHECKING:
     import signal as _signal
-    from typing import Any, TypeAlias
+    from typing import Any
 
-    StrPath: TypeAlias = str | os.PathLike[str]
+    from corral.fsutil import StrPath
 else:  # the C module under `signal`: the same constants, without its enums (and enum)
     import _signal
 

@@ -28,9 +28,7 @@ from corral.runtime.linux import syscalls
 
 TYPE_CHECKING = False  # not typing's: `corral run` does not import typing
 if TYPE_CHECKING:
-    from typing import TypeAlias
-
-    StrPath: TypeAlias = str | os.PathLike[str]
+    from corral.fsutil import StrPath
 
 _SIOCGIFFLAGS = 0x8913
 _SIOCSIFFLAGS = 0x8914
